@@ -1,0 +1,29 @@
+"""keras-resnet-cifar: the CIFAR ResNets of He et al. 2015 for Keras 3."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="keras-resnet-cifar",
+    version="0.1.0",
+    description="Keras 3 / TensorFlow model zoo of the CIFAR ResNets of He et al. (2015)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=["keras_resnet_cifar", "keras_resnet_cifar.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.18",
+        "keras>=3.13",  # TerminateOnNaN(raise_error=True)
+        "tensorflow-datasets>=4.9",
+        # tensorflow-datasets 4.9.10 imports it on Python >= 3.9 without
+        # declaring it (tensorflow/datasets#11212).
+        "importlib_resources",
+        "numpy",
+        "absl-py",
+    ],
+    extras_require={
+        # jax: the tests also run the model code under KERAS_BACKEND=jax.
+        "test": ["pytest", "jax"],
+        "gpu": ["tensorflow[and-cuda]>=2.18"],
+    },
+)
