@@ -20,6 +20,8 @@ setup(
         "importlib_resources",
         "numpy",
         "absl-py",
+        # TensorFlow 2.21 no longer installs it; the TensorBoard callback needs it.
+        "tensorboard",
     ],
     extras_require={
         # jax: the tests also run the model code under KERAS_BACKEND=jax.
