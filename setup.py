@@ -25,7 +25,12 @@ setup(
     ],
     extras_require={
         # jax: the tests also run the model code under KERAS_BACKEND=jax.
-        "test": ["pytest", "jax"],
+        # torch: the weight-conversion tests compare with a PyTorch forward;
+        # 2.13.0 is the CPU build (a bare "torch" can resolve to a CUDA build
+        # of several GB).
+        "test": ["pytest", "jax", "torch==2.13.0"],
+        # Reading PyTorch checkpoints (tools/convert_weights.py).
+        "torch": ["torch>=2.0"],
         "gpu": ["tensorflow[and-cuda]>=2.18"],
     },
 )

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_resnet_cifar
-from keras_resnet_cifar import input_pipeline, resnet, schedules
+from keras_resnet_cifar import files, input_pipeline, resnet, schedules
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "mirrored", "one_device")
@@ -164,7 +164,8 @@ def train_and_evaluate(config, log=print):
 
     Raises:
         TrainingError: bad settings, a finished or different run in
-            ``model_dir``, a NaN loss, or a failed write.
+            ``model_dir``, or a NaN loss.
+        files.WriteError: an output could not be written.
         input_pipeline.DataError: missing or bad data.
     """
     check_config(config)
@@ -214,8 +215,8 @@ def train_and_evaluate(config, log=print):
                     versions=versions(), command=sys.argv)
     _check_resume(model_dir, resolved, resuming)
     os.makedirs(model_dir, exist_ok=True)
-    _write_json(os.path.join(model_dir, "config.json"), resolved)
-    _write_text(os.path.join(model_dir, "labels.txt"), "\n".join(data.class_names) + "\n")
+    files.write_json(os.path.join(model_dir, "config.json"), resolved)
+    files.write_text(os.path.join(model_dir, "labels.txt"), "\n".join(data.class_names) + "\n")
 
     done_epochs = _backup_epoch(backup_dir) if resuming else 0
     if resuming:
@@ -268,14 +269,14 @@ def train_and_evaluate(config, log=print):
     # loads with Keras alone, carries no optimizer, and serves fast on CPUs.
     final = _build(config, data.num_classes)
     final.set_weights(model.get_weights())
-    save_model(final, os.path.join(model_dir, "model.keras"))
+    files.save_model(final, os.path.join(model_dir, "model.keras"))
     final.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     metrics = _final_metrics(final, history, data, val_x, val_y, config.batch_size)
     epoch_stats = [c for c in callbacks if isinstance(c, _EpochStats)][0]
     metrics.update(wall_time_s=round(wall, 1), images_per_sec=epoch_stats.mean_images_per_sec(),
                    steps=_iterations(model), epochs=epochs, class_names=data.class_names)
-    _write_json(os.path.join(model_dir, "metrics.json"), metrics)
+    files.write_json(os.path.join(model_dir, "metrics.json"), metrics)
     log("Final: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
                               if isinstance(v, float) and k.endswith(("accuracy", "error"))))
     log(f"Saved {os.path.join(model_dir, 'model.keras')}")
@@ -390,40 +391,3 @@ class _EpochStats(keras.callbacks.Callback):
         # The first epoch includes tracing and compilation.
         rates = self.rates[1:] or self.rates
         return round(float(np.mean(rates)), 1) if rates else None
-
-
-def save_model(model, path):
-    """Saves ``model`` to ``path`` through a temporary file and a rename.
-
-    A crash or a full disk leaves the previous file (or none), never half a model.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        _remove(tmp)
-        raise TrainingError(f"cannot write {path}: {e.strerror or e}") from None
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
-def _write_text(path, text):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        _remove(tmp)
-        raise TrainingError(f"cannot write {path}: {e.strerror or e}") from None
-
-
-def _write_json(path, obj):
-    _write_text(path, json.dumps(obj, indent=2, default=str) + "\n")

@@ -1,0 +1,82 @@
+"""Converts a PyTorch checkpoint of akamaster/pytorch_resnet_cifar10 to model.keras.
+
+Examples:
+    python tools/convert_weights.py \\
+        --checkpoint=../shared/reference-weights/akamaster/resnet20-12fca82f.th \\
+        --output=converted/resnet20/model.keras \\
+        --verify_dir=../shared/cifar10-jpeg --verify_per_class=500
+
+Needs torch (pip install '.[torch]'). The checkpoint is read with
+torch.load(weights_only=True): no code from the file runs.
+"""
+
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import flags  # noqa: E402
+
+from tools import cli  # noqa: E402
+
+flags.DEFINE_string("checkpoint", None, "The PyTorch checkpoint (.th/.pth).")
+flags.DEFINE_string("output", None, "Where to write the .keras model (labels.txt goes beside it).")
+flags.DEFINE_string("verify_dir", None, "Optional image folder (<root>/train/<class>/*.jpg): compare our "
+                    "predictions with the PyTorch forward pass of the same weights.")
+flags.DEFINE_integer("verify_per_class", 500, "Images per class for --verify_dir (the first by file name).")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    cli.reject_extra_args(argv)
+    if not FLAGS.checkpoint or not FLAGS.output:
+        raise cli.UsageError("--checkpoint and --output are required")
+    if not FLAGS.output.endswith(".keras"):
+        raise cli.UsageError(f"--output must end in .keras, got {FLAGS.output}")
+    from keras_resnet_cifar import convert, files, input_pipeline, stats
+
+    state = convert.read_checkpoint(FLAGS.checkpoint)
+    model = convert.convert_state_dict(state)
+    print(f"{FLAGS.checkpoint}: {len(state)} tensors -> {model.name} (n={convert.infer_n(state)}), "
+          f"{stats.trainable_params(model):,} trainable parameters, every tensor used once")
+    files.save_model(model, FLAGS.output)
+    labels = os.path.join(os.path.dirname(os.path.abspath(FLAGS.output)), "labels.txt")
+    files.write_text(labels, "\n".join(input_pipeline.CIFAR10_CLASSES) + "\n")
+    print(f"wrote {FLAGS.output} and {labels}")
+    if FLAGS.verify_dir:
+        verify(model, state, convert, input_pipeline)
+    return 0
+
+
+def verify(model, state, convert, input_pipeline):
+    import glob
+
+    import numpy as np
+
+    root = os.path.join(FLAGS.verify_dir, "train")
+    paths, labels = [], []
+    for label, name in enumerate(input_pipeline.CIFAR10_CLASSES):
+        found = sorted(glob.glob(os.path.join(root, name, "*")))[:FLAGS.verify_per_class]
+        if not found:
+            raise cli.UsageError(f"--verify_dir: no images in {os.path.join(root, name)}")
+        paths += found
+        labels += [label] * len(found)
+    images = input_pipeline._decode_files(paths)
+    labels = np.asarray(labels)
+    start = time.perf_counter()
+    ours = model.predict(images.astype("float32"), batch_size=500, verbose=0)
+    theirs = np.concatenate([convert.reference_forward(state, images[i:i + 500])
+                             for i in range(0, len(images), 500)])
+    agree = np.mean(ours.argmax(1) == theirs.argmax(1))
+    print(f"parity on {len(images):,} images of {FLAGS.verify_dir} ({time.perf_counter() - start:.0f} s): "
+          f"keras accuracy {np.mean(ours.argmax(1) == labels):.4f}, "
+          f"pytorch accuracy {np.mean(theirs.argmax(1) == labels):.4f}, "
+          f"same prediction {agree:.4f}, max |logit difference| {np.abs(ours - theirs).max():.2e}")
+    if agree < 1:
+        raise convert.ConversionError(f"predictions differ from PyTorch on {np.sum(ours.argmax(1) != theirs.argmax(1))} images")
+
+
+if __name__ == "__main__":
+    cli.run(main)
