@@ -69,6 +69,7 @@ class TrainConfig:
         steps_per_execution: train steps per call into the graph.
         overwrite: replace a finished run in ``model_dir``.
         verbose: 1 progress bar, 2 one line per epoch; None: 1 on a terminal.
+        export: also write a TF Serving SavedModel to ``model_dir/export``.
     """
 
     n: int = 3
@@ -94,6 +95,7 @@ class TrainConfig:
     steps_per_execution: int = 1
     overwrite: bool = False
     verbose: int | None = None
+    export: bool = True
 
 
 def check_config(config):
@@ -277,10 +279,23 @@ def train_and_evaluate(config, log=print):
     metrics.update(wall_time_s=round(wall, 1), images_per_sec=epoch_stats.mean_images_per_sec(),
                    steps=_iterations(model), epochs=epochs, class_names=data.class_names)
     files.write_json(os.path.join(model_dir, "metrics.json"), metrics)
+    if config.export:
+        from keras_resnet_cifar import export
+
+        path = export.export_saved_model(
+            final, os.path.join(model_dir, "export"), class_names=data.class_names,
+            card=export_card(config.dataset, metrics))
+        log(f"Exported SavedModel {path}")
     log("Final: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
                               if isinstance(v, float) and k.endswith(("accuracy", "error"))))
     log(f"Saved {os.path.join(model_dir, 'model.keras')}")
     return metrics
+
+
+def export_card(dataset, metrics):
+    """Model-card entries of a finished run."""
+    return {"dataset": dataset, **{k: metrics.get(k) for k in (
+        "val_accuracy", "test_accuracy", "train_accuracy", "steps")}}
 
 
 def _build(config, num_classes):

@@ -31,10 +31,11 @@ def _known_errors():
     errors = [UsageError, ValueError, FileNotFoundError]
     try:
         from keras_resnet_cifar.convert import ConversionError
+        from keras_resnet_cifar.export import ExportError
         from keras_resnet_cifar.files import WriteError
         from keras_resnet_cifar.input_pipeline import DataError
         from keras_resnet_cifar.train import TrainingError
-        errors += [ConversionError, DataError, TrainingError, WriteError]
+        errors += [ConversionError, DataError, ExportError, TrainingError, WriteError]
     except ImportError:  # pragma: no cover
         pass
     return tuple(errors)

@@ -49,6 +49,7 @@ flags.DEFINE_enum("strategy", "auto", ["auto", "mirrored", "one_device"],
                   "auto: MirroredStrategy over all GPUs when there are several.")
 flags.DEFINE_integer("steps_per_execution", 1, "Train steps per graph call.")
 flags.DEFINE_bool("overwrite", False, "Replace a finished run in --model_dir.")
+flags.DEFINE_bool("export", True, "Also export a TF Serving SavedModel to <model_dir>/export/<name>/<version>.")
 flags.DEFINE_integer("verbose", None, "1: progress bar; 2: one line per epoch. Default: 1 on a terminal.")
 FLAGS = flags.FLAGS
 
@@ -69,7 +70,7 @@ def main(argv):
         validation_split=FLAGS.validation_split, precision=FLAGS.precision, xla=FLAGS.xla,
         seed=FLAGS.seed, deterministic=FLAGS.deterministic, strategy=FLAGS.strategy,
         steps_per_execution=FLAGS.steps_per_execution, overwrite=FLAGS.overwrite,
-        verbose=FLAGS.verbose,
+        verbose=FLAGS.verbose, export=FLAGS.export,
     )
     train.train_and_evaluate(config)
     return 0

@@ -1,0 +1,241 @@
+"""SavedModel export for TF Serving: two signatures, labels, model card, warm-up.
+
+Layout written: ``<export_base>/<model_name>/<version>/`` with
+``saved_model.pb``, ``variables/``, ``assets/labels.txt`` and
+``assets.extra/{model_card.json, tf_serving_warmup_requests}``. A version is
+written under a temporary name beside it and renamed when complete, so TF
+Serving (which ignores non-numeric directories) never loads half of one.
+
+Signatures (our public contract):
+
+* ``serving_default``: input ``image``, uint8 ``[None, 32, 32, 3]`` raw
+  pixels; outputs ``probabilities`` float32 ``[None, C]``, ``class_ids``
+  int64 ``[None]``, ``logits`` float32 ``[None, C]``.
+* ``serving_bytes``: input ``image_bytes``, string ``[None]``, each a PNG or
+  JPEG file; same outputs. Images must be 32x32: a wrong size is an error
+  rather than a silent resize, which would change what the model sees.
+
+The graph always computes in float32, even for a mixed-precision model.
+"""
+
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_resnet_cifar import stats
+
+SIGNATURE_BYTES = "serving_bytes"
+IMAGE_SIZE = 32
+_WARMUP_BATCH_SIZES = (1, 8)
+
+
+class ExportError(Exception):
+    """An export that cannot be written; the message says why."""
+
+
+def float32_copy(model):
+    """The same functional model computing in float32, with the same weights."""
+    config = model.get_config()
+    if not _set_float32(config):
+        return model
+    clone = keras.Model.from_config(config)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _set_float32(node):
+    """Rewrites mixed dtype policies in a config to float32; True if any was."""
+    changed = False
+    if isinstance(node, dict):
+        if node.get("class_name") == "DTypePolicy" and str(node.get("config", {}).get("name", "")).startswith("mixed"):
+            node["config"]["name"] = "float32"
+            return True
+        for value in node.values():
+            changed |= _set_float32(value)
+    elif isinstance(node, list):
+        for value in node:
+            changed |= _set_float32(value)
+    return changed
+
+
+def describe(model):
+    """Depth, shortcut and classes read off a built model, for the model card."""
+    names = {layer.name for layer in model.layers}
+    if any(n.endswith("_0_conv") for n in names):
+        shortcut = "B"
+    elif any(n.endswith("_add") for n in names):
+        shortcut = "A"
+    else:
+        shortcut = "none (plain)"
+    return {
+        "model": model.name,
+        "depth": stats.weighted_layers(model),
+        "shortcut": shortcut,
+        "num_classes": int(model.output_shape[-1]),
+        "trainable_params": stats.trainable_params(model),
+    }
+
+
+def _next_version(model_base):
+    versions = [int(d) for d in os.listdir(model_base) if d.isdigit()] if os.path.isdir(model_base) else []
+    return max(versions, default=0) + 1
+
+
+def export_saved_model(model, export_base, model_name=None, version=None, class_names=None,
+                       card=None, warmup=True):
+    """Writes ``model`` for TF Serving and returns the version directory.
+
+    Args:
+        model: a Keras model taking ``[None, 32, 32, 3]`` 0..255 pixels and
+            returning logits.
+        export_base: the base path TF Serving watches.
+        model_name: sub-directory (the served model's name); default
+            ``model.name``.
+        version: integer version; None takes the next free one.
+        class_names: written to ``assets/labels.txt``; default "0", "1", ...
+        card: extra model-card entries (dataset, accuracy, ...).
+        warmup: write ``assets.extra/tf_serving_warmup_requests``.
+
+    Raises:
+        ExportError: an existing version, a bad version or model, or a failed
+            write (nothing is left behind then).
+    """
+    model = float32_copy(model)
+    if tuple(model.input_shape[1:]) not in ((IMAGE_SIZE, IMAGE_SIZE, 3), (None, None, 3)):
+        raise ExportError(f"the model takes {model.input_shape[1:]}, the signatures need 32x32x3 images")
+    num_classes = int(model.output_shape[-1])
+    class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+    if len(class_names) != num_classes:
+        raise ExportError(f"{len(class_names)} class names for a model of {num_classes} classes")
+    model_name = model_name or model.name
+    model_base = os.path.join(export_base, model_name)
+    if version is None:
+        version = _next_version(model_base)
+    if not isinstance(version, int) or version < 1:
+        raise ExportError(f"version must be an integer >= 1, got {version!r}")
+    final = os.path.join(model_base, str(version))
+    if os.path.exists(final):
+        raise ExportError(f"{final} exists: TF Serving versions are never overwritten; pick another --version")
+
+    tmp = os.path.join(model_base, f".tmp-{version}-{os.getpid()}")
+    try:
+        os.makedirs(model_base, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        _write_archive(model, tmp)
+        os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
+        with open(os.path.join(tmp, "assets", "labels.txt"), "w") as f:
+            f.write("\n".join(class_names) + "\n")
+        extra = os.path.join(tmp, "assets.extra")
+        os.makedirs(extra, exist_ok=True)
+        model_card = dict(describe(model), **(card or {}), class_names=class_names,
+                          signatures=_contract(num_classes), versions={
+                              "keras": keras.__version__, "tensorflow": tf.__version__})
+        with open(os.path.join(extra, "model_card.json"), "w") as f:
+            json.dump(model_card, f, indent=2)
+        if warmup:
+            _write_warmup(os.path.join(extra, "tf_serving_warmup_requests"), model_name)
+        os.rename(tmp, final)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ExportError(f"cannot write {final}: {e.strerror or e}") from None
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _contract(num_classes):
+    outputs = {"probabilities": f"float32 [None, {num_classes}]", "class_ids": "int64 [None]",
+               "logits": f"float32 [None, {num_classes}]"}
+    return {
+        "serving_default": {"inputs": {"image": "uint8 [None, 32, 32, 3], raw RGB pixels 0..255"}, "outputs": outputs},
+        SIGNATURE_BYTES: {"inputs": {"image_bytes": "string [None], PNG or JPEG files of 32x32 RGB images"},
+                          "outputs": outputs},
+    }
+
+
+def _write_archive(model, path):
+    def outputs(images):
+        logits = model(tf.cast(images, tf.float32), training=False)
+        return {
+            "probabilities": tf.nn.softmax(logits),
+            "class_ids": tf.argmax(logits, axis=-1, output_type=tf.int64),
+            "logits": logits,
+        }
+
+    def gate(value, ok, message):
+        """``value``, available only after ``ok`` was asserted."""
+        check = tf.debugging.Assert(ok, [message])
+        with tf.control_dependencies([check]):
+            return tf.identity(value)
+
+    def decode(data):
+        return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+    def serve(image):
+        # Loaded signature functions do not enforce the declared shape.
+        ok = tf.reduce_all(tf.equal(tf.shape(image)[1:], [IMAGE_SIZE, IMAGE_SIZE, 3]))
+        return outputs(gate(image, ok, "serving_default: image must be uint8 [N, 32, 32, 3]"))
+
+    def serve_bytes(image_bytes):
+        # Sizes first, in a pass of their own, so that the size error is ours
+        # rather than a shape error from inside the decoding loop.
+        sizes = tf.map_fn(lambda d: tf.shape(decode(d))[:2], image_bytes, fn_output_signature=tf.int32)
+        ok = tf.reduce_all(tf.equal(sizes, IMAGE_SIZE))
+        image_bytes = gate(image_bytes, ok, "serving_bytes: each image must be a 32x32 PNG or JPEG")
+        images = tf.map_fn(lambda d: tf.ensure_shape(decode(d), [IMAGE_SIZE, IMAGE_SIZE, 3]), image_bytes,
+                           fn_output_signature=tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8))
+        return outputs(images)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    # The first endpoint added becomes serving_default.
+    archive.add_endpoint("serving_default", serve,
+                         input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8, name="image")])
+    archive.add_endpoint(SIGNATURE_BYTES, serve_bytes,
+                         input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    archive.write_out(path, verbose=False)
+
+
+# --- TF Serving warm-up records -------------------------------------------
+# PredictionLog protos written by hand (tensorflow-serving-api would pull in a
+# pinned TensorFlow). Field numbers from tensorflow_serving/apis:
+# PredictionLog.predict_log = 6, PredictLog.request = 1,
+# PredictRequest.model_spec = 1, PredictRequest.inputs = 2 (map entries:
+# key = 1, value = 2), ModelSpec.name = 1, ModelSpec.signature_name = 3.
+
+
+def _varint(value):
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number, payload):
+    """A length-delimited field (wire type 2)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def warmup_record(model_name, signature, key, tensor):
+    """One serialized PredictionLog holding a PredictRequest."""
+    spec = _field(1, model_name.encode()) + _field(3, signature.encode())
+    entry = _field(1, key.encode()) + _field(2, tf.make_tensor_proto(tensor).SerializeToString())
+    request = _field(1, spec) + _field(2, entry)
+    return _field(6, _field(1, request))
+
+
+def _write_warmup(path, model_name):
+    rng = np.random.default_rng(0)
+    with tf.io.TFRecordWriter(path) as writer:
+        for batch in _WARMUP_BATCH_SIZES:
+            pixels = rng.integers(0, 256, (batch, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+            writer.write(warmup_record(model_name, "serving_default", "image", pixels))
+            encoded = np.array([tf.io.encode_png(p).numpy() for p in pixels], dtype=object)
+            writer.write(warmup_record(model_name, SIGNATURE_BYTES, "image_bytes", encoded))

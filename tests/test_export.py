@@ -1,0 +1,265 @@
+"""SavedModel export: signatures, TF Serving REST bodies, warm-up, tools, errors."""
+
+import base64
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+import keras_resnet_cifar as krc
+from keras_resnet_cifar import export
+from keras_resnet_cifar.input_pipeline import CIFAR10_CLASSES
+from tests.helpers import REPO
+
+SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+JPEGS = sorted(glob.glob(str(REPO.parent / "shared" / "cifar10-jpeg" / "train" / "*" / "0000.jpg")))
+
+
+def _model(kind):
+    model = krc.resnet_cifar(n=1, residual=kind != "plain", shortcut="B" if kind == "B" else "A")
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # non-trivial BatchNorm statistics
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(0, 0.3, layer.moving_mean.shape).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 2, layer.moving_variance.shape).astype("float32"))
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    base = tmp_path_factory.mktemp("export")
+    out = {}
+    for kind in ["A", "B", "plain"]:
+        model = _model(kind)
+        # Each kind under its own name: resnet8, resnet8_b, plain8.
+        out[kind] = (model, export.export_saved_model(model, str(base), class_names=list(CIFAR10_CLASSES)))
+    return base, out
+
+
+def _pixels(batch, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
+
+
+def test_layout_assets_and_versions(exported):
+    base, out = exported
+    path = out["A"][1]
+    assert path == os.path.join(base, "resnet8", "1")
+    for name in ["saved_model.pb", "variables", "assets/labels.txt", "assets.extra/model_card.json",
+                 "assets.extra/tf_serving_warmup_requests"]:
+        assert os.path.exists(os.path.join(path, name)), name
+    assert not [d for d in os.listdir(os.path.join(base, "resnet8")) if d.startswith(".tmp")]
+    card = json.load(open(os.path.join(path, "assets.extra", "model_card.json")))
+    assert card["depth"] == 8 and card["shortcut"] == "A" and card["num_classes"] == 10
+    assert json.load(open(os.path.join(out["B"][1], "assets.extra", "model_card.json")))["shortcut"] == "B"
+    assert set(card["signatures"]) == {"serving_default", "serving_bytes"}
+    # The next export takes the next version; an existing one is refused.
+    again = export.export_saved_model(out["A"][0], str(base), warmup=False)
+    assert again.endswith(os.path.join("resnet8", "2"))
+    with pytest.raises(export.ExportError, match="exists: TF Serving versions are never overwritten"):
+        export.export_saved_model(out["A"][0], str(base), version=1)
+
+
+@pytest.mark.parametrize("kind", ["A", "B", "plain"])
+@pytest.mark.parametrize("batch", [1, 7])
+def test_signatures_match_keras(exported, kind, batch):
+    model, path = exported[1][kind]
+    loaded = tf.saved_model.load(path)
+    x = _pixels(batch, seed=batch)
+    out = loaded.signatures["serving_default"](image=tf.constant(x))
+    want = keras.ops.convert_to_numpy(keras.ops.softmax(model(x.astype("float32"))))
+    np.testing.assert_allclose(out["probabilities"].numpy(), want, atol=1e-5)
+    assert out["probabilities"].dtype == tf.float32 and out["logits"].dtype == tf.float32
+    np.testing.assert_array_equal(out["class_ids"].numpy(), want.argmax(1))
+    encoded = tf.constant([tf.io.encode_png(image).numpy() for image in x])
+    from_bytes = loaded.signatures["serving_bytes"](image_bytes=encoded)
+    np.testing.assert_allclose(from_bytes["probabilities"].numpy(), want, atol=1e-5)
+
+
+def test_mixed_precision_model_exports_float32(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    model = krc.resnet_cifar(n=1)
+    keras.mixed_precision.set_global_policy("float32")
+    path = export.export_saved_model(model, str(tmp_path))
+    out = tf.saved_model.load(path).signatures["serving_default"](image=tf.constant(_pixels(3)))
+    assert out["logits"].dtype == tf.float32
+    float32 = export.float32_copy(model)
+    assert float32.get_layer("conv1_conv").compute_dtype == "float32"
+    np.testing.assert_allclose(out["logits"].numpy(), float32(_pixels(3).astype("float32")), atol=1e-5)
+
+
+def test_tfsmlayer_loads_export(exported):
+    model, path = exported[1]["A"]
+    layer = keras.layers.TFSMLayer(path, call_endpoint="serving_default")
+    x = _pixels(4)
+    out = layer(tf.constant(x))
+    np.testing.assert_allclose(out["logits"], model(x.astype("float32")), atol=1e-4)
+
+
+def test_saved_model_cli_show_lists_contract(exported):
+    path = exported[1]["A"][1]
+    out = subprocess.run([SAVED_MODEL_CLI, "show", "--dir", path, "--all"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    default = text[text.index("signature_def['serving_default']"):]
+    bytes_sig = text[text.index("signature_def['serving_bytes']"):text.index("signature_def['serving_default']")]
+    assert "inputs['image'] tensor_info:\n        dtype: DT_UINT8\n        shape: (-1, 32, 32, 3)" in default
+    assert "inputs['image_bytes'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in bytes_sig
+    for sig in (default, bytes_sig):
+        assert "outputs['probabilities'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 10)" in sig
+        assert "outputs['logits'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 10)" in sig
+        assert "outputs['class_ids'] tensor_info:\n        dtype: DT_INT64\n        shape: (-1)" in sig
+
+
+def test_saved_model_cli_run(exported, tmp_path):
+    model, path = exported[1]["A"]
+    x = _pixels(1, seed=9)
+    np.save(tmp_path / "image.npy", x)
+    out = subprocess.run([SAVED_MODEL_CLI, "run", "--dir", path, "--tag_set", "serve", "--signature_def",
+                          "serving_default", "--inputs", f"image={tmp_path / 'image.npy'}"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Result for output key probabilities" in out.stdout
+    assert f"Result for output key class_ids:\n[{int(np.argmax(model(x.astype('float32'))))}]" in out.stdout
+
+
+def _real_images():
+    if JPEGS:
+        return [open(p, "rb").read() for p in JPEGS[:3]]
+    return [tf.io.encode_jpeg(image).numpy() for image in _pixels(3)]
+
+
+def test_rest_bodies_as_tf_serving_decodes_them(exported):
+    """Builds the README's request bodies, decodes them as TF Serving does, runs them."""
+    model, path = exported[1]["A"]
+    signatures = tf.saved_model.load(path).signatures
+    files = _real_images()
+    pixels = np.stack([tf.io.decode_jpeg(f).numpy() for f in files])
+
+    row = json.loads(json.dumps({"instances": pixels.tolist()}))
+    out = signatures["serving_default"](image=tf.constant(np.array(row["instances"], dtype=np.uint8)))
+    # Row format with several outputs: a list of one object per instance.
+    reply = {"predictions": [{k: v.numpy()[i].tolist() for k, v in out.items()} for i in range(len(files))]}
+    assert len(reply["predictions"]) == 3 and len(reply["predictions"][0]["probabilities"]) == 10
+    assert isinstance(reply["predictions"][0]["class_ids"], int)
+
+    columnar = json.loads(json.dumps({"inputs": {"image": pixels.tolist()}}))
+    out2 = signatures["serving_default"](image=tf.constant(np.array(columnar["inputs"]["image"], dtype=np.uint8)))
+    reply2 = {"outputs": {k: v.numpy().tolist() for k, v in out2.items()}}
+    assert np.array(reply2["outputs"]["logits"]).shape == (3, 10)
+    assert np.array(reply2["outputs"]["class_ids"]).shape == (3,)
+
+    b64 = json.loads(json.dumps({"signature_name": "serving_bytes",
+                                 "instances": [{"b64": base64.b64encode(f).decode()} for f in files]}))
+    decoded = [base64.b64decode(item["b64"]) for item in b64["instances"]]
+    out3 = signatures["serving_bytes"](image_bytes=tf.constant(decoded))
+    np.testing.assert_allclose(out3["probabilities"].numpy(), out["probabilities"].numpy(), atol=1e-6)
+
+
+def test_bad_inputs_are_clear_errors(exported):
+    signatures = tf.saved_model.load(exported[1]["A"][1]).signatures
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image must be uint8 \[N, 32, 32, 3\]"):
+        signatures["serving_default"](image=tf.constant(_pixels(1)[:, :28, :28]))
+    with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError)):
+        signatures["serving_default"](image=tf.constant(_pixels(1).astype(np.float32)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
+        signatures["serving_bytes"](image_bytes=tf.constant([b"not an image"]))
+    small = tf.io.encode_png(np.zeros((28, 28, 3), np.uint8)).numpy()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="each image must be a 32x32 PNG or JPEG"):
+        signatures["serving_bytes"](image_bytes=tf.constant([small]))
+
+
+def _prediction_log_class():
+    """PredictionLog declared here from tensorflow_serving's field numbers."""
+    t = descriptor_pb2.FieldDescriptorProto
+    f = descriptor_pb2.FileDescriptorProto(name="kr_test_warmup.proto", package="krtest", syntax="proto3",
+                                           dependency=["tensorflow/core/framework/tensor.proto"])
+    spec = f.message_type.add(name="ModelSpec")
+    spec.field.add(name="name", number=1, type=t.TYPE_STRING, label=t.LABEL_OPTIONAL)
+    spec.field.add(name="signature_name", number=3, type=t.TYPE_STRING, label=t.LABEL_OPTIONAL)
+    req = f.message_type.add(name="PredictRequest")
+    req.field.add(name="model_spec", number=1, type=t.TYPE_MESSAGE, label=t.LABEL_OPTIONAL, type_name=".krtest.ModelSpec")
+    entry = req.nested_type.add(name="InputsEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=t.TYPE_STRING, label=t.LABEL_OPTIONAL)
+    entry.field.add(name="value", number=2, type=t.TYPE_MESSAGE, label=t.LABEL_OPTIONAL, type_name=".tensorflow.TensorProto")
+    req.field.add(name="inputs", number=2, type=t.TYPE_MESSAGE, label=t.LABEL_REPEATED,
+                  type_name=".krtest.PredictRequest.InputsEntry")
+    plog = f.message_type.add(name="PredictLog")
+    plog.field.add(name="request", number=1, type=t.TYPE_MESSAGE, label=t.LABEL_OPTIONAL, type_name=".krtest.PredictRequest")
+    log = f.message_type.add(name="PredictionLog")
+    log.field.add(name="predict_log", number=6, type=t.TYPE_MESSAGE, label=t.LABEL_OPTIONAL, type_name=".krtest.PredictLog")
+    pool = descriptor_pool.Default()
+    try:
+        pool.FindFileByName(f.name)
+    except KeyError:
+        pool.AddSerializedFile(f.SerializeToString())
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("krtest.PredictionLog"))
+
+
+def test_warmup_requests_parse_and_run(exported):
+    path = exported[1]["A"][1]
+    signatures = tf.saved_model.load(path).signatures
+    cls = _prediction_log_class()
+    records = list(tf.data.TFRecordDataset(os.path.join(path, "assets.extra", "tf_serving_warmup_requests")).as_numpy_iterator())
+    assert 0 < len(records) <= 1000
+    seen = set()
+    for raw in records:
+        log = cls.FromString(raw)
+        request = log.predict_log.request
+        assert request.model_spec.name == "resnet8"
+        signature = request.model_spec.signature_name
+        (key, proto), = request.inputs.items()
+        value = tf.make_ndarray(proto)
+        out = signatures[signature](**{key: tf.constant(value)})
+        assert out["probabilities"].shape == (len(value), 10)
+        seen.add((signature, key))
+    assert seen == {("serving_default", "image"), ("serving_bytes", "image_bytes")}
+
+
+def _tool(name, *args):
+    return subprocess.run([sys.executable, str(REPO / "tools" / name), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_export_and_predict_tools(tmp_path):
+    model = krc.resnet_cifar(n=1)
+    model.save(tmp_path / "model.keras")
+    (tmp_path / "labels.txt").write_text("\n".join(f"class{i}" for i in range(10)) + "\n")
+    out = _tool("export.py", f"--model={tmp_path / 'model.keras'}", f"--export_base={tmp_path / 'serve'}",
+                "--model_name=cifar", "--version=3")
+    assert out.returncode == 0, out.stderr
+    saved = tmp_path / "serve" / "cifar" / "3"
+    assert (saved / "assets" / "labels.txt").read_text().split()[0] == "class0"
+    out = _tool("export.py", f"--model={tmp_path / 'model.keras'}", f"--export_base={tmp_path / 'serve'}",
+                "--model_name=cifar", "--version=3")
+    assert out.returncode == 1 and "error:" in out.stderr and "never overwritten" in out.stderr
+    out = _tool("export.py", f"--model={tmp_path / 'missing.keras'}", f"--export_base={tmp_path / 'serve'}")
+    assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
+
+    images = _pixels(2, seed=4)
+    for i, image in enumerate(images):
+        tf.io.write_file(str(tmp_path / f"img{i}.png"), tf.io.encode_png(image))
+    np.save(tmp_path / "batch.npy", images)
+    keras_out = _tool("predict.py", f"--model={tmp_path / 'model.keras'}", "--top_k=2", "--json",
+                      str(tmp_path / "img0.png"), str(tmp_path / "img1.png"))
+    assert keras_out.returncode == 0, keras_out.stderr
+    saved_out = _tool("predict.py", f"--model={saved}", f"--npy={tmp_path / 'batch.npy'}", "--top_k=2", "--json")
+    assert saved_out.returncode == 0, saved_out.stderr
+    a, b = json.loads(keras_out.stdout), json.loads(saved_out.stdout)
+    for x, y in zip(a, b):
+        assert [t["class"] for t in x["top_k"]] == [t["class"] for t in y["top_k"]]
+        assert x["top_k"][0]["class"].startswith("class")
+        assert x["top_k"][0]["probability"] == pytest.approx(y["top_k"][0]["probability"], abs=1e-5)
+    tf.io.write_file(str(tmp_path / "small.png"), tf.io.encode_png(np.zeros((28, 28, 3), np.uint8)))
+    out = _tool("predict.py", f"--model={saved}", str(tmp_path / "small.png"))
+    assert out.returncode == 1 and "small.png is 28x28, expected 32x32 (pass --resize" in out.stderr
+    assert _tool("predict.py", f"--model={saved}", "--resize", str(tmp_path / "small.png")).returncode == 0
+    tf.io.write_file(str(tmp_path / "gray.png"), tf.io.encode_png(np.zeros((32, 32, 1), np.uint8)))
+    out = _tool("predict.py", f"--model={saved}", str(tmp_path / "gray.png"))
+    assert out.returncode == 1 and "gray.png is grayscale" in out.stderr
