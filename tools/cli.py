@@ -2,7 +2,7 @@
 
 import sys
 
-from absl import app
+from absl import app, logging
 
 
 class UsageError(Exception):
@@ -45,6 +45,7 @@ def run(main):
     """``absl.app.run(main)`` with one-line errors: exit 2 bad usage, 1 failure, 130 interrupt."""
 
     def wrapped(argv):
+        logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines are noise here
         try:
             return main(argv)
         except UsageError as e:
