@@ -15,31 +15,33 @@ def _remove(path):
         pass
 
 
+def _atomic(path, tmp, write):
+    """Calls ``write(tmp)``, then renames ``tmp`` to ``path``; cleans up on failure."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        _remove(tmp)
+        raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
+
+
 def save_model(model, path):
     """Saves a Keras model to ``path`` (.keras) through a temporary file.
 
     A crash or a full disk leaves the previous file (or none), never half a model.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    try:
-        os.makedirs(directory, exist_ok=True)
-        model.save(tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        _remove(tmp)
-        raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
+    # Keras insists on the .keras ending, so the temporary name keeps it.
+    directory, name = os.path.split(os.path.abspath(path))
+    _atomic(path, os.path.join(directory, f".tmp-{os.getpid()}-{name}"), model.save)
 
 
 def write_text(path, text):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    def write(tmp):
         with open(tmp, "w") as f:
             f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        _remove(tmp)
-        raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
+
+    _atomic(path, f"{path}.tmp-{os.getpid()}", write)
 
 
 def write_json(path, obj):

@@ -153,10 +153,10 @@ def _read_split(split_dir, classes):
             raise DataError(f"class folder {folder} holds no .png/.jpg/.jpeg images")
         files += found
         labels += [label] * len(found)
-    return _decode_files(files), np.asarray(labels, np.int64)
+    return decode_files(files), np.asarray(labels, np.int64)
 
 
-def _decode_files(files):
+def decode_files(files):
     """Decodes image files in parallel; on any failure, names the first bad file."""
     def decode(path):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)

@@ -63,7 +63,7 @@ def verify(model, state, convert, input_pipeline):
             raise cli.UsageError(f"--verify_dir: no images in {os.path.join(root, name)}")
         paths += found
         labels += [label] * len(found)
-    images = input_pipeline._decode_files(paths)
+    images = input_pipeline.decode_files(paths)
     labels = np.asarray(labels)
     start = time.perf_counter()
     ours = model.predict(images.astype("float32"), batch_size=500, verbose=0)
