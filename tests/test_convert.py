@@ -142,9 +142,14 @@ def test_missing_torch_is_a_clear_error(monkeypatch):
 def test_tool_converts_and_reports_errors(tmp_path):
     path = _save(tmp_path, _random_reference(1))
     out = subprocess.run([sys.executable, str(REPO / "tools/convert_weights.py"), f"--checkpoint={path}",
-                          f"--output={tmp_path / 'out' / 'model.keras'}"], capture_output=True, text=True, timeout=300)
+                          f"--output={tmp_path / 'out' / 'model.keras'}", f"--export_base={tmp_path / 'serve'}"],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "every tensor used once" in out.stdout
+    signature = tf.saved_model.load(str(tmp_path / "serve" / "resnet8" / "1")).signatures["serving_default"]
+    x = _pixels(2)
+    np.testing.assert_allclose(signature(image=tf.constant(x))["logits"].numpy(),
+                               keras.models.load_model(tmp_path / "out" / "model.keras")(x.astype("float32")), atol=1e-5)
     assert (tmp_path / "out" / "labels.txt").read_text().split()[0] == "airplane"
     (tmp_path / "bad.th").write_bytes(b"garbage")
     out = subprocess.run([sys.executable, str(REPO / "tools/convert_weights.py"), f"--checkpoint={tmp_path / 'bad.th'}",

@@ -25,6 +25,7 @@ flags.DEFINE_string("checkpoint", None, "The PyTorch checkpoint (.th/.pth).")
 flags.DEFINE_string("output", None, "Where to write the .keras model (labels.txt goes beside it).")
 flags.DEFINE_string("verify_dir", None, "Optional image folder (<root>/train/<class>/*.jpg): compare our "
                     "predictions with the PyTorch forward pass of the same weights.")
+flags.DEFINE_string("export_base", None, "Also export a TF Serving SavedModel to <export_base>/<model name>/<next version>.")
 flags.DEFINE_integer("verify_per_class", 500, "Images per class for --verify_dir (the first by file name).")
 FLAGS = flags.FLAGS
 
@@ -45,6 +46,13 @@ def main(argv):
     labels = os.path.join(os.path.dirname(os.path.abspath(FLAGS.output)), "labels.txt")
     files.write_text(labels, "\n".join(input_pipeline.CIFAR10_CLASSES) + "\n")
     print(f"wrote {FLAGS.output} and {labels}")
+    if FLAGS.export_base:
+        from keras_resnet_cifar import export
+
+        card = {"dataset": "cifar10", "source": f"converted from {os.path.basename(FLAGS.checkpoint)} "
+                "(akamaster/pytorch_resnet_cifar10, BSD 2-Clause)"}
+        path = export.export_saved_model(model, FLAGS.export_base, class_names=input_pipeline.CIFAR10_CLASSES, card=card)
+        print(f"exported {path}")
     if FLAGS.verify_dir:
         verify(model, state, convert, input_pipeline)
     return 0
