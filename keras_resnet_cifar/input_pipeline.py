@@ -141,14 +141,19 @@ def _class_folders(split_dir):
     return classes
 
 
+def list_images(folder):
+    """The .png/.jpg/.jpeg files of ``folder``, sorted by name."""
+    return sorted(
+        f for f in glob.glob(os.path.join(glob.escape(folder), "*"))
+        if f.lower().endswith(_IMAGE_EXTENSIONS)
+    )
+
+
 def _read_split(split_dir, classes):
     files, labels = [], []
     for label, name in enumerate(classes):
         folder = os.path.join(split_dir, name)
-        found = sorted(
-            f for f in glob.glob(os.path.join(glob.escape(folder), "*"))
-            if f.lower().endswith(_IMAGE_EXTENSIONS)
-        )
+        found = list_images(folder)
         if not found:
             raise DataError(f"class folder {folder} holds no .png/.jpg/.jpeg images")
         files += found

@@ -37,6 +37,8 @@ import sys
 import keras
 from keras import layers
 
+from keras_resnet_cifar.presets import VARIANTS
+
 # Per-channel statistics of the CIFAR training sets on the 0..255 scale (the
 # widely used values 0.4914, 0.4822, 0.4465 / 0.2470, 0.2435, 0.2616 times 255).
 CIFAR10_MEAN = (125.31, 122.96, 113.86)
@@ -400,8 +402,6 @@ def from_preset(name, **kwargs):
     Raises:
         ValueError: for an unknown name.
     """
-    from keras_resnet_cifar.presets import VARIANTS
-
     if name not in VARIANTS:
         raise ValueError(
             f"Unknown model name. Received: name={name!r}; "

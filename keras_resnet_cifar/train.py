@@ -243,12 +243,13 @@ def train_and_evaluate(config, log=print):
                                                 first_step=done_epochs * steps_per_epoch)
         val_ds = None if val_x is None else input_pipeline.eval_dataset(val_x, val_y, config.batch_size)
         verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 0)
+        epoch_stats = _EpochStats(config.batch_size, schedule, epochs, log, print_line=verbose != 1)
         callbacks = [
             # double_checkpoint: a kill while writing falls back to the previous epoch.
             keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
             keras.callbacks.TerminateOnNaN(raise_error=True),
             _StopAtStep(total_steps),
-            _EpochStats(config.batch_size, schedule, epochs, log, print_line=verbose != 1),
+            epoch_stats,
             keras.callbacks.CSVLogger(os.path.join(model_dir, "metrics.csv"), append=True),
             keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
         ]
@@ -275,7 +276,6 @@ def train_and_evaluate(config, log=print):
     final.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     metrics = _final_metrics(final, history, data, val_x, val_y, config.batch_size)
-    epoch_stats = [c for c in callbacks if isinstance(c, _EpochStats)][0]
     metrics.update(wall_time_s=round(wall, 1), images_per_sec=epoch_stats.mean_images_per_sec(),
                    steps=_iterations(model), epochs=epochs, class_names=data.class_names)
     files.write_json(os.path.join(model_dir, "metrics.json"), metrics)

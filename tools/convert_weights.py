@@ -59,14 +59,12 @@ def main(argv):
 
 
 def verify(model, state, convert, input_pipeline):
-    import glob
-
     import numpy as np
 
     root = os.path.join(FLAGS.verify_dir, "train")
     paths, labels = [], []
     for label, name in enumerate(input_pipeline.CIFAR10_CLASSES):
-        found = sorted(glob.glob(os.path.join(root, name, "*")))[:FLAGS.verify_per_class]
+        found = input_pipeline.list_images(os.path.join(root, name))[:FLAGS.verify_per_class]
         if not found:
             raise cli.UsageError(f"--verify_dir: no images in {os.path.join(root, name)}")
         paths += found
