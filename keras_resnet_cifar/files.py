@@ -46,3 +46,14 @@ def write_text(path, text):
 
 def write_json(path, obj):
     write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def write_npz(path, arrays):
+    """Writes a dict of numpy arrays to ``path`` as ``.npz``."""
+    import numpy as np
+
+    def write(tmp):
+        with open(tmp, "wb") as f:  # a file object: numpy adds no ".npz" to the name
+            np.savez(f, **arrays)
+
+    _atomic(path, f"{path}.tmp-{os.getpid()}", write)

@@ -23,6 +23,8 @@ import socket
 import numpy as np
 import tensorflow as tf
 
+from keras_resnet_cifar.arrays import DataError, Dataset, split_train_validation  # noqa: F401 (re-exported)
+
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
@@ -36,33 +38,6 @@ _OFFLINE_HINT = (
     "../shared/cifar10-jpeg), a cifar-10-batches-py / cifar-100-python "
     "directory, or a prepared tensorflow-datasets directory"
 )
-
-
-class DataError(Exception):
-    """Missing, corrupt or inconsistent data; the message names the culprit."""
-
-
-@dataclasses.dataclass
-class Dataset:
-    """Decoded images (uint8, NHWC) and integer labels, with where they came from."""
-
-    train_images: np.ndarray
-    train_labels: np.ndarray
-    test_images: np.ndarray | None
-    test_labels: np.ndarray | None
-    class_names: list[str]
-    source: str
-
-    @property
-    def num_classes(self):
-        return len(self.class_names)
-
-    def describe(self):
-        """One line: source, split sizes, classes."""
-        test = "no test split" if self.test_images is None else f"test {len(self.test_images):,}"
-        names = ", ".join(self.class_names[:10]) + (", ..." if self.num_classes > 10 else "")
-        return (f"Loaded {self.source}: train {len(self.train_images):,}, {test}; "
-                f"{self.num_classes} classes ({names})")
 
 
 def load_dataset(dataset="cifar10", data_dir=None):
@@ -303,31 +278,6 @@ def _to_arrays(split):
 
 
 # --- split and pipelines --------------------------------------------------
-
-
-def split_train_validation(images, labels, validation_split, seed):
-    """A seeded split stratified by class (the paper's 45k/5k for 0.1).
-
-    Returns:
-        ``(train_images, train_labels, val_images, val_labels)``; the
-        validation arrays are None when ``validation_split`` is 0.
-    """
-    if not 0 <= validation_split < 1:
-        raise DataError(f"validation_split must be in [0, 1), not {validation_split}")
-    if validation_split == 0:
-        return images, labels, None, None
-    rng = np.random.default_rng(seed)
-    val_index = []
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        take = int(round(len(members) * validation_split))
-        val_index.append(rng.permutation(members)[:take])
-    val_index = np.sort(np.concatenate(val_index))
-    train_mask = np.ones(len(labels), bool)
-    train_mask[val_index] = False
-    if not val_index.size or not train_mask.any():
-        raise DataError(f"validation_split={validation_split} leaves an empty split")
-    return images[train_mask], labels[train_mask], images[val_index], labels[val_index]
 
 
 def augment_batch(images, seed):

@@ -61,7 +61,8 @@ class TrainConfig:
         validation_split: share of the training set held out, stratified.
         precision: "auto" (mixed_float16 on GPU, float32 on CPU), "float32",
             "mixed_float16" or "mixed_bfloat16".
-        xla: jit-compile the train step; None lets Keras decide ("auto").
+        xla: jit-compile the train step; None picks the faster setting
+            (see ``resolve_xla``).
         seed: seeds weights, split, shuffling and augmentation.
         deterministic: also make TensorFlow's ops deterministic (slower).
         strategy: "auto" (MirroredStrategy over several GPUs), "mirrored" or
@@ -124,10 +125,40 @@ def check_config(config):
 
 
 def resolve_precision(precision):
-    """"auto" is mixed_float16 with a GPU, float32 on CPU."""
+    """"auto": mixed_float16 with a GPU; on CPU mixed_bfloat16 where AMX runs it, else float32.
+
+    Without AMX-BF16 (for example AVX2-only CPUs) bfloat16 is emulated and
+    several times slower than float32.
+    """
     if precision != "auto":
         return precision
-    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_amx() else "float32"
+
+
+def cpu_has_amx():
+    """True when the CPU advertises AMX-BF16 (Sapphire Rapids and later)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in f)
+    except OSError:
+        return False
+
+
+def resolve_xla(xla, precision, deterministic, replicas):
+    """``jit_compile`` for the train step: the caller's choice, else what is fastest.
+
+    Keras's "auto" never compiles on a CPU, yet XLA trains a float32 ResNet20
+    about 20% faster on one (tools/benchmark.py; README, Performance). It
+    stays off where it is not known to help: bfloat16 (XLA's CPU kernels do
+    not use AMX), deterministic runs, and several replicas.
+    """
+    if xla is not None:
+        return xla
+    if tf.config.list_physical_devices("GPU"):
+        return "auto"
+    return precision == "float32" and not deterministic and replicas == 1
 
 
 def make_strategy(name):
@@ -209,10 +240,12 @@ def train_and_evaluate(config, log=print):
     except ValueError as e:
         raise TrainingError(str(e)) from None
     precision = resolve_precision(config.precision)
+    strategy = make_strategy(config.strategy)
+    xla = resolve_xla(config.xla, precision, config.deterministic, strategy.num_replicas_in_sync)
 
     resolved = dict(dataclasses.asdict(config), learning_rate=learning_rate, total_steps=total_steps,
                     steps_per_epoch=steps_per_epoch, epochs=epochs, warmup_steps=warmup,
-                    precision=precision, class_names=data.class_names, data_source=data.source,
+                    precision=precision, xla=xla, replicas=strategy.num_replicas_in_sync, class_names=data.class_names, data_source=data.source,
                     train_size=len(train_x), val_size=0 if val_x is None else len(val_x),
                     versions=versions(), command=sys.argv)
     _check_resume(model_dir, resolved, resuming)
@@ -224,10 +257,9 @@ def train_and_evaluate(config, log=print):
     if resuming:
         log(f"Resuming from {backup_dir}: {done_epochs} epoch(s) done, going on with epoch {done_epochs + 1}")
     keras.mixed_precision.set_global_policy(precision)
-    strategy = make_strategy(config.strategy)
     log(f"Model resnet n={config.n} ({6 * config.n + 2} layers, "
         f"{'shortcut ' + config.shortcut if config.residual else 'plain'}), precision {precision}, "
-        f"{strategy.num_replicas_in_sync} replica(s), {config.schedule} schedule peak lr {learning_rate:g}, "
+        f"{strategy.num_replicas_in_sync} replica(s), XLA {xla}, {config.schedule} schedule peak lr {learning_rate:g}, "
         f"{total_steps:,} steps = {epochs} epochs of {steps_per_epoch}")
     try:
         with strategy.scope():
@@ -236,7 +268,7 @@ def train_and_evaluate(config, log=print):
                 optimizer=keras.optimizers.SGD(schedule, momentum=config.momentum),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                jit_compile="auto" if config.xla is None else config.xla,
+                jit_compile=xla,
                 steps_per_execution=config.steps_per_execution,
             )
         train_ds = input_pipeline.train_dataset(train_x, train_y, config.batch_size, config.seed,

@@ -1,5 +1,6 @@
 """What every tool shares: one-line errors and exit codes instead of tracebacks."""
 
+import importlib
 import sys
 
 from absl import app, logging
@@ -29,15 +30,14 @@ def resolve_n(n, depth, default):
 
 def _known_errors():
     errors = [UsageError, ValueError, FileNotFoundError]
-    try:
-        from keras_resnet_cifar.convert import ConversionError
-        from keras_resnet_cifar.export import ExportError
-        from keras_resnet_cifar.files import WriteError
-        from keras_resnet_cifar.input_pipeline import DataError
-        from keras_resnet_cifar.train import TrainingError
-        errors += [ConversionError, DataError, ExportError, TrainingError, WriteError]
-    except ImportError:  # pragma: no cover
-        pass
+    # Module by module: on a machine without TensorFlow (the JAX path) the
+    # TF-free modules' errors must still print as one line.
+    for module, name in (("arrays", "DataError"), ("files", "WriteError"), ("convert", "ConversionError"),
+                         ("export", "ExportError"), ("train", "TrainingError")):
+        try:
+            errors.append(getattr(importlib.import_module(f"keras_resnet_cifar.{module}"), name))
+        except ImportError:  # pragma: no cover
+            pass
     return tuple(errors)
 
 

@@ -1,0 +1,166 @@
+"""Speed measurements: training, inference, serving and the input pipeline.
+
+Every figure is a steady-state rate: compilation and the first steps are run
+and thrown away before the clock starts. Rates on shared machines drift, so
+each table row also carries its ratio to a baseline measured in the same run.
+TensorFlow-only (it times the tf.data pipeline and the SavedModel export).
+"""
+
+import dataclasses
+import os
+import platform
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_resnet_cifar import input_pipeline, resnet, train
+
+
+@dataclasses.dataclass
+class TrainCase:
+    """One training configuration to time."""
+
+    depth: int = 20
+    shortcut: str = "A"
+    precision: str = "float32"
+    batch_size: int = 128
+    xla: bool = False
+    data: str = "pipeline"  # "pipeline": tf.data with augmentation; "synthetic": one batch repeated
+
+    def label(self):
+        return (f"ResNet{self.depth}{self.shortcut} {self.precision} batch {self.batch_size} "
+                f"{'XLA' if self.xla else 'no XLA'} {self.data}")
+
+
+def machine():
+    """The CPU, its flags that matter for speed, core count and versions."""
+    info = {"platform": platform.platform(), "cpu_count": os.cpu_count(), **train.versions()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        if line.startswith("model name") and "cpu_model" not in info:
+            info["cpu_model"] = line.split(":", 1)[1].strip()
+        if line.startswith("flags") and "cpu_flags" not in info:
+            have = set(line.split(":", 1)[1].split())
+            info["cpu_flags"] = sorted(have & {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni",
+                                               "amx_bf16", "amx_int8", "amx_tile"})
+    info["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return info
+
+
+def train_images_per_sec(case, images=None, warmup_steps=5, steps=20):
+    """Training rate of ``case`` in images per second.
+
+    Args:
+        case: a ``TrainCase``.
+        images: uint8 ``[N, 32, 32, 3]`` the pipeline draws from; random
+            pixels when None.
+        warmup_steps: steps run before timing (compilation included).
+        steps: timed steps.
+    """
+    keras.mixed_precision.set_global_policy(case.precision)
+    try:
+        model = resnet.resnet_cifar(depth=case.depth, shortcut=case.shortcut)
+        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      jit_compile=case.xla)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    rng = np.random.default_rng(0)
+    if images is None:
+        images = rng.integers(0, 256, (max(4 * case.batch_size, 2048), 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, len(images)).astype(np.int64)
+    if case.data == "pipeline":
+        ds = input_pipeline.train_dataset(images, labels, case.batch_size, seed=0)
+    else:
+        batch = (images[:case.batch_size], labels[:case.batch_size])
+        ds = tf.data.Dataset.from_tensors(batch).repeat()
+    timer = _StepTimer(warmup_steps)
+    model.fit(ds, epochs=1, steps_per_epoch=warmup_steps + steps, verbose=0, callbacks=[timer])
+    return steps * case.batch_size / timer.elapsed()
+
+
+class _StepTimer(keras.callbacks.Callback):
+    def __init__(self, warmup_steps):
+        super().__init__()
+        self.warmup_steps = warmup_steps
+        self.start = self.end = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.warmup_steps - 1:
+            self.start = time.perf_counter()
+        self.end = time.perf_counter()
+
+    def elapsed(self):
+        return self.end - self.start
+
+
+def pipeline_images_per_sec(images=None, batch_size=128, batches=200):
+    """Rate of the training tf.data pipeline alone (shuffle, gather, augment)."""
+    if images is None:
+        images = np.random.default_rng(0).integers(0, 256, (50_000, 32, 32, 3), dtype=np.uint8)
+    labels = np.zeros(len(images), np.int64)
+    it = iter(input_pipeline.train_dataset(images, labels, batch_size, seed=0))
+    for _ in range(20):
+        next(it)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def latency_ms(fn, x, repeats=200, warmup=20):
+    """p50 and p99 wall time of ``fn(x)`` in milliseconds."""
+    for _ in range(warmup):
+        fn(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(x)
+        times.append(time.perf_counter() - start)
+    return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 99) * 1e3)
+
+
+def images_per_sec(fn, x, repeats=20, warmup=3):
+    """Throughput of ``fn`` on the batch ``x``."""
+    for _ in range(warmup):
+        fn(x)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn(x)
+    return repeats * len(x) / (time.perf_counter() - start)
+
+
+def inference(depth=20, shortcut="A", batch_size=128):
+    """Keras model and exported SavedModel: batch throughput and batch-1 latency.
+
+    The Keras figures call a compiled ``model(x, training=False)``, the
+    SavedModel ones the ``serving_default`` signature TF Serving runs
+    (uint8 in, probabilities, class ids and logits out).
+    """
+    from keras_resnet_cifar import export
+
+    model = resnet.resnet_cifar(depth=depth, shortcut=shortcut)
+    keras_fn = tf.function(lambda x: model(x, training=False), jit_compile=False)
+    rng = np.random.default_rng(0)
+    batch = rng.integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8)
+    one = batch[:1]
+    results = {}
+    results["keras"] = _serving_figures(lambda x: keras_fn(tf.cast(x, tf.float32)), batch, one)
+    with tempfile.TemporaryDirectory() as base:
+        path = export.export_saved_model(model, base, model_name="bench", version=1, warmup=False)
+        signature = tf.saved_model.load(path).signatures["serving_default"]
+        results["saved_model"] = _serving_figures(lambda x: signature(image=tf.constant(x)), batch, one)
+    return results
+
+
+def _serving_figures(fn, batch, one):
+    p50, p99 = latency_ms(fn, one)
+    return {"batch_images_per_sec": images_per_sec(fn, batch), "batch_size": len(batch),
+            "latency_p50_ms": p50, "latency_p99_ms": p99}

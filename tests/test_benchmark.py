@@ -1,0 +1,70 @@
+"""The benchmark tool: it runs, its JSON holds every figure, bad flags are one line."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from keras_resnet_cifar import benchmark, train
+from tests.helpers import REPO
+
+
+def _tool(*args):
+    return subprocess.run([sys.executable, str(REPO / "tools" / "benchmark.py"), *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_tool_writes_every_figure(tmp_path):
+    out = tmp_path / "bench.json"
+    result = _tool("--depths=8", "--precisions=float32", "--xla=off", "--data=pipeline,synthetic",
+                   "--steps=2", "--warmup_steps=1", f"--json={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["machine"]["cpu_count"] >= 1 and report["machine"]["tensorflow"]
+    assert report["pipeline_images_per_sec"] > 0
+    assert [(r["data"], r["depth"]) for r in report["train"]] == [("pipeline", 8), ("synthetic", 8)]
+    assert all(r["images_per_sec"] > 0 for r in report["train"])
+    assert report["train"][0]["ratio"] == 1.0
+    for kind in ("keras", "saved_model"):
+        figures = report["inference"]["resnet8A"][kind]
+        assert figures["batch_images_per_sec"] > 0
+        assert 0 < figures["latency_p50_ms"] <= figures["latency_p99_ms"]
+    assert "img/s" in result.stdout and "saved_model" in result.stdout
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--depths=21", "--depths: bad value 21"),
+    ("--precisions=float64", "--precisions: 'float64' is not one of"),
+    ("--xla=maybe", "--xla: 'maybe' is not one of"),
+    ("--steps=0", "--steps and --warmup_steps must be >= 1"),
+])
+def test_bad_flags_are_one_line(flag, message):
+    result = _tool(flag)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: ") and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_latency_percentiles_are_ordered():
+    calls = []
+    p50, p99 = benchmark.latency_ms(calls.append, 0, repeats=50, warmup=5)
+    assert len(calls) == 55
+    assert 0 <= p50 <= p99
+
+
+def test_xla_default_is_on_for_float32_on_one_cpu_only():
+    assert train.resolve_xla(None, "float32", deterministic=False, replicas=1) is True
+    assert train.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=1) is False
+    assert train.resolve_xla(None, "float32", deterministic=True, replicas=1) is False
+    assert train.resolve_xla(None, "float32", deterministic=False, replicas=2) is False
+    assert train.resolve_xla(False, "float32", deterministic=False, replicas=1) is False
+
+
+def test_auto_precision_follows_amx(monkeypatch):
+    monkeypatch.setattr(train, "cpu_has_amx", lambda: True)
+    assert train.resolve_precision("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(train, "cpu_has_amx", lambda: False)
+    assert train.resolve_precision("auto") == "float32"
+    assert train.resolve_precision("mixed_float16") == "mixed_float16"

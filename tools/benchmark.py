@@ -1,0 +1,119 @@
+"""Training, inference, serving and input-pipeline speed on this machine.
+
+Examples:
+    python tools/benchmark.py                               # ResNet20, the default grid
+    python tools/benchmark.py --depths=20,56 --precisions=float32 --xla=on
+    python tools/benchmark.py --data_dir=../shared/cifar10-jpeg --json=bench.json
+
+Prints a table (each training row with its ratio to the grid's first
+precision and XLA setting for the same depth, batch and data) and writes
+JSON with the machine description.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import flags  # noqa: E402
+
+from tools import cli  # noqa: E402
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+flags.DEFINE_list("depths", ["20"], "Depths 6n+2 to time.")
+flags.DEFINE_list("shortcuts", ["A"], "Shortcut options (A, B).")
+flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], f"Any of {', '.join(PRECISIONS)}.")
+flags.DEFINE_list("batch_sizes", ["128"], "Training batch sizes.")
+flags.DEFINE_list("xla", ["off", "on"], "XLA settings to time: off, on.")
+flags.DEFINE_list("data", ["pipeline", "synthetic"],
+                  "pipeline: the tf.data pipeline with augmentation; synthetic: one in-memory batch.")
+flags.DEFINE_integer("steps", 20, "Timed training steps per configuration.")
+flags.DEFINE_integer("warmup_steps", 5, "Untimed steps first (compilation included).")
+flags.DEFINE_string("data_dir", None, "Real images for the pipeline (any layout train.py reads); default random pixels.")
+flags.DEFINE_bool("train", True, "Time training.")
+flags.DEFINE_bool("inference", True, "Time inference and the exported SavedModel.")
+flags.DEFINE_string("json", None, "Also write the results as JSON to this path.")
+FLAGS = flags.FLAGS
+
+
+def _ints(name, values, check):
+    try:
+        out = [int(v) for v in values]
+    except ValueError:
+        raise cli.UsageError(f"--{name} takes integers, got {','.join(values)}") from None
+    for v in out:
+        if not check(v):
+            raise cli.UsageError(f"--{name}: bad value {v}")
+    return out
+
+
+def _choices(name, values, allowed):
+    for v in values:
+        if v not in allowed:
+            raise cli.UsageError(f"--{name}: {v!r} is not one of {', '.join(allowed)}")
+    if not values:
+        raise cli.UsageError(f"--{name} is empty")
+    return values
+
+
+def main(argv):
+    cli.reject_extra_args(argv)
+    depths = _ints("depths", FLAGS.depths, lambda d: d >= 8 and (d - 2) % 6 == 0)
+    batch_sizes = _ints("batch_sizes", FLAGS.batch_sizes, lambda b: b >= 1)
+    shortcuts = _choices("shortcuts", FLAGS.shortcuts, ("A", "B"))
+    precisions = _choices("precisions", FLAGS.precisions, PRECISIONS)
+    xla = [v == "on" for v in _choices("xla", FLAGS.xla, ("off", "on"))]
+    data = _choices("data", FLAGS.data, ("pipeline", "synthetic"))
+    if FLAGS.steps < 1 or FLAGS.warmup_steps < 1:
+        raise cli.UsageError("--steps and --warmup_steps must be >= 1")
+
+    from keras_resnet_cifar import benchmark, input_pipeline
+
+    images = None
+    if FLAGS.data_dir:
+        images = input_pipeline.load_dataset("cifar10", FLAGS.data_dir).train_images
+    result = {"machine": benchmark.machine(), "train": [], "inference": {}}
+    print("Machine: " + ", ".join(f"{k} {v}" for k, v in result["machine"].items()), flush=True)
+    result["pipeline_images_per_sec"] = benchmark.pipeline_images_per_sec(images)
+    print(f"Input pipeline alone (batch 128, augmentation): {result['pipeline_images_per_sec']:,.0f} img/s",
+          flush=True)
+
+    if FLAGS.train:
+        print(f"\n{'training':<62} {'img/s':>8} {'ratio':>6}", flush=True)
+        for depth in depths:
+            for shortcut in shortcuts:
+                for batch in batch_sizes:
+                    for source in data:
+                        baseline = None
+                        for precision in precisions:
+                            for jit in xla:
+                                case = benchmark.TrainCase(depth, shortcut, precision, batch, jit, source)
+                                rate = benchmark.train_images_per_sec(
+                                    case, images, FLAGS.warmup_steps, FLAGS.steps)
+                                baseline = baseline or rate
+                                result["train"].append({**vars(case), "images_per_sec": rate,
+                                                        "ratio": rate / baseline})
+                                print(f"{case.label():<62} {rate:>8,.0f} {rate / baseline:>6.2f}", flush=True)
+
+    if FLAGS.inference:
+        print(f"\n{'inference':<24} {'batch img/s':>12} {'b1 p50 ms':>10} {'b1 p99 ms':>10}")
+        for depth in depths:
+            figures = benchmark.inference(depth, shortcuts[0])
+            result["inference"][f"resnet{depth}{shortcuts[0]}"] = figures
+            for kind, f in figures.items():
+                print(f"ResNet{depth} {kind:<14} {f['batch_images_per_sec']:>12,.0f} "
+                      f"{f['latency_p50_ms']:>10.2f} {f['latency_p99_ms']:>10.2f}", flush=True)
+
+    if FLAGS.json:
+        from keras_resnet_cifar import files
+
+        files.write_text(FLAGS.json, json.dumps(result, indent=2) + "\n")
+        print(f"Wrote {FLAGS.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)
