@@ -15,6 +15,10 @@ Signatures (our public contract):
   JPEG file; same outputs. Images must be 32x32: a wrong size is an error
   rather than a silent resize, which would change what the model sees.
 
+ImageNet models (``image_size=224``) take ``[None, 224, 224, 3]`` in
+``serving_default``, and their ``serving_bytes`` accepts images of any size,
+resized and center-cropped as in evaluation (``imagenet_data.eval_image``).
+
 The graph always computes in float32, even for a mixed-precision model.
 """
 
@@ -86,7 +90,7 @@ def _next_version(model_base):
 
 
 def export_saved_model(model, export_base, model_name=None, version=None, class_names=None,
-                       card=None, warmup=True):
+                       card=None, warmup=True, image_size=IMAGE_SIZE, preprocess_bytes=None):
     """Writes ``model`` for TF Serving and returns the version directory.
 
     Args:
@@ -99,14 +103,21 @@ def export_saved_model(model, export_base, model_name=None, version=None, class_
         class_names: written to ``assets/labels.txt``; default "0", "1", ...
         card: extra model-card entries (dataset, accuracy, ...).
         warmup: write ``assets.extra/tf_serving_warmup_requests``.
+        image_size: side of the square uint8 images ``serving_default``
+            takes (32 for CIFAR, 224 for ImageNet).
+        preprocess_bytes: None: ``serving_bytes`` accepts only images of
+            ``image_size`` (CIFAR); else a function from one encoded image
+            to a uint8 ``[image_size, image_size, 3]`` tensor, for example
+            ImageNet's resize and center crop.
 
     Raises:
         ExportError: an existing version, a bad version or model, or a failed
             write (nothing is left behind then).
     """
     model = float32_copy(model)
-    if tuple(model.input_shape[1:]) not in ((IMAGE_SIZE, IMAGE_SIZE, 3), (None, None, 3)):
-        raise ExportError(f"the model takes {model.input_shape[1:]}, the signatures need 32x32x3 images")
+    if tuple(model.input_shape[1:]) not in ((image_size, image_size, 3), (None, None, 3)):
+        raise ExportError(f"the model takes {model.input_shape[1:]}, the signatures need "
+                          f"{image_size}x{image_size}x3 images")
     num_classes = int(model.output_shape[-1])
     class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
     if len(class_names) != num_classes:
@@ -125,19 +136,19 @@ def export_saved_model(model, export_base, model_name=None, version=None, class_
     try:
         os.makedirs(model_base, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
-        _write_archive(model, tmp)
+        _write_archive(model, tmp, image_size, preprocess_bytes)
         os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
         with open(os.path.join(tmp, "assets", "labels.txt"), "w") as f:
             f.write("\n".join(class_names) + "\n")
         extra = os.path.join(tmp, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         model_card = dict(describe(model), **(card or {}), class_names=class_names,
-                          signatures=_contract(num_classes), versions={
+                          signatures=_contract(num_classes, image_size, preprocess_bytes is not None), versions={
                               "keras": keras.__version__, "tensorflow": tf.__version__})
         with open(os.path.join(extra, "model_card.json"), "w") as f:
             json.dump(model_card, f, indent=2)
         if warmup:
-            _write_warmup(os.path.join(extra, "tf_serving_warmup_requests"), model_name)
+            _write_warmup(os.path.join(extra, "tf_serving_warmup_requests"), model_name, image_size)
         os.rename(tmp, final)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -148,17 +159,19 @@ def export_saved_model(model, export_base, model_name=None, version=None, class_
     return final
 
 
-def _contract(num_classes):
+def _contract(num_classes, size, any_size):
     outputs = {"probabilities": f"float32 [None, {num_classes}]", "class_ids": "int64 [None]",
                "logits": f"float32 [None, {num_classes}]"}
     return {
-        "serving_default": {"inputs": {"image": "uint8 [None, 32, 32, 3], raw RGB pixels 0..255"}, "outputs": outputs},
-        SIGNATURE_BYTES: {"inputs": {"image_bytes": "string [None], PNG or JPEG files of 32x32 RGB images"},
-                          "outputs": outputs},
+        "serving_default": {"inputs": {"image": f"uint8 [None, {size}, {size}, 3], raw RGB pixels 0..255"},
+                            "outputs": outputs},
+        SIGNATURE_BYTES: {"inputs": {"image_bytes": "string [None], PNG or JPEG files of " + (
+            f"any size (resized and center-cropped to {size}x{size})" if any_size
+            else f"{size}x{size} RGB images")}, "outputs": outputs},
     }
 
 
-def _write_archive(model, path):
+def _write_archive(model, path, size, preprocess_bytes):
     def outputs(images):
         logits = model(tf.cast(images, tf.float32), training=False)
         return {
@@ -178,24 +191,27 @@ def _write_archive(model, path):
 
     def serve(image):
         # Loaded signature functions do not enforce the declared shape.
-        ok = tf.reduce_all(tf.equal(tf.shape(image)[1:], [IMAGE_SIZE, IMAGE_SIZE, 3]))
-        return outputs(gate(image, ok, "serving_default: image must be uint8 [N, 32, 32, 3]"))
+        ok = tf.reduce_all(tf.equal(tf.shape(image)[1:], [size, size, 3]))
+        return outputs(gate(image, ok, f"serving_default: image must be uint8 [N, {size}, {size}, 3]"))
 
     def serve_bytes(image_bytes):
+        if preprocess_bytes is not None:
+            return outputs(tf.map_fn(preprocess_bytes, image_bytes,
+                                     fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8)))
         # Sizes first, in a pass of their own, so that the size error is ours
         # rather than a shape error from inside the decoding loop.
         sizes = tf.map_fn(lambda d: tf.shape(decode(d))[:2], image_bytes, fn_output_signature=tf.int32)
-        ok = tf.reduce_all(tf.equal(sizes, IMAGE_SIZE))
-        image_bytes = gate(image_bytes, ok, "serving_bytes: each image must be a 32x32 PNG or JPEG")
-        images = tf.map_fn(lambda d: tf.ensure_shape(decode(d), [IMAGE_SIZE, IMAGE_SIZE, 3]), image_bytes,
-                           fn_output_signature=tf.TensorSpec([IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8))
+        ok = tf.reduce_all(tf.equal(sizes, size))
+        image_bytes = gate(image_bytes, ok, f"serving_bytes: each image must be a {size}x{size} PNG or JPEG")
+        images = tf.map_fn(lambda d: tf.ensure_shape(decode(d), [size, size, 3]), image_bytes,
+                           fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
         return outputs(images)
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     # The first endpoint added becomes serving_default.
     archive.add_endpoint("serving_default", serve,
-                         input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8, name="image")])
+                         input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="image")])
     archive.add_endpoint(SIGNATURE_BYTES, serve_bytes,
                          input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     archive.write_out(path, verbose=False)
@@ -231,11 +247,11 @@ def warmup_record(model_name, signature, key, tensor):
     return _field(6, _field(1, request))
 
 
-def _write_warmup(path, model_name):
+def _write_warmup(path, model_name, size):
     rng = np.random.default_rng(0)
     with tf.io.TFRecordWriter(path) as writer:
         for batch in _WARMUP_BATCH_SIZES:
-            pixels = rng.integers(0, 256, (batch, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+            pixels = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
             writer.write(warmup_record(model_name, "serving_default", "image", pixels))
             encoded = np.array([tf.io.encode_png(p).numpy() for p in pixels], dtype=object)
             writer.write(warmup_record(model_name, SIGNATURE_BYTES, "image_bytes", encoded))

@@ -17,9 +17,9 @@ def images(num, num_classes=10, seed=0, size=32):
     return pixels, labels.astype(np.int64)
 
 
-def image_folder(root, classes, per_class, split="train", ext="png", seed=0):
+def image_folder(root, classes, per_class, split="train", ext="png", seed=0, size=32):
     """Writes ``root/split/<class>/<i>.<ext>``; returns the images in file order."""
-    x, y = images(per_class * len(classes), len(classes), seed)
+    x, y = images(per_class * len(classes), len(classes), seed, size)
     for label, name in enumerate(classes):
         os.makedirs(os.path.join(root, split, name), exist_ok=True)
     for i, (img, label) in enumerate(zip(x, y)):
