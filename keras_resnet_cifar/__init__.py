@@ -1,4 +1,15 @@
-"""keras-resnet-cifar: the CIFAR ResNets of He et al. 2015 in Keras 3."""
+"""keras-resnet-cifar: the CIFAR (and ImageNet) ResNets of He et al. 2015 in Keras 3."""
+
+from keras_resnet_cifar.imagenet import (
+    Plain18,
+    Plain34,
+    ResNet18,
+    ResNet34,
+    ResNet50,
+    ResNet101,
+    ResNet152,
+    resnet_imagenet,
+)
 
 from keras_resnet_cifar.presets import VARIANTS, Variant
 from keras_resnet_cifar.resnet import (

@@ -82,7 +82,7 @@ def train_images_per_sec(case, images=None, warmup_steps=5, steps=20):
         batch = (images[:case.batch_size], labels[:case.batch_size])
         ds = tf.data.Dataset.from_tensors(batch).repeat()
     timer = _StepTimer(warmup_steps)
-    model.fit(ds, epochs=1, steps_per_epoch=warmup_steps + steps, verbose=0, callbacks=[timer])
+    model.fit(ds, epochs=1, steps_per_epoch=warmup_steps + steps, verbose=0, callbacks=[timer], shuffle=False)
     return steps * case.batch_size / timer.elapsed()
 
 
@@ -164,3 +164,20 @@ def _serving_figures(fn, batch, one):
     p50, p99 = latency_ms(fn, one)
     return {"batch_images_per_sec": images_per_sec(fn, batch), "batch_size": len(batch),
             "latency_p50_ms": p50, "latency_p99_ms": p99}
+
+
+def imagenet_train_images_per_sec(arch="resnet50", batch_size=32, xla=False, image_size=224,
+                                  warmup_steps=2, steps=5):
+    """Training rate of an ImageNet ResNet on one in-memory batch, in images per second."""
+    from keras_resnet_cifar import imagenet
+
+    model = imagenet.resnet_imagenet(arch, input_shape=(image_size, image_size, 3))
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=xla)
+    rng = np.random.default_rng(0)
+    batch = (rng.integers(0, 256, (batch_size, image_size, image_size, 3), dtype=np.uint8),
+             rng.integers(0, 1000, batch_size))
+    timer = _StepTimer(warmup_steps)
+    model.fit(tf.data.Dataset.from_tensors(batch).repeat(), epochs=1, steps_per_epoch=warmup_steps + steps,
+              verbose=0, callbacks=[timer], shuffle=False)
+    return steps * batch_size / timer.elapsed()

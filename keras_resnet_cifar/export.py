@@ -22,6 +22,7 @@ resized and center-cropped as in evaluation (``imagenet_data.eval_image``).
 The graph always computes in float32, even for a mixed-precision model.
 """
 
+import copy
 import json
 import os
 import shutil
@@ -64,6 +65,50 @@ def _set_float32(node):
         for value in node:
             changed |= _set_float32(value)
     return changed
+
+
+def fold_batch_norm(model):
+    """The same function with every Conv2D -> BatchNormalization pair as one biased Conv2D.
+
+    For inference only: y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta
+    is conv'(x) with kernel scaled by gamma / sqrt(var + eps) per output
+    channel and bias beta - mean * that scale.
+    """
+    config = copy.deepcopy(model.get_config())
+    entries = {entry["name"]: entry for entry in config["layers"]}
+    uses = {}
+    for entry in config["layers"]:
+        for node in entry["inbound_nodes"]:
+            for arg in node["args"]:
+                for t in (arg if isinstance(arg, list) else [arg]):
+                    if isinstance(t, dict) and t.get("class_name") == "__keras_tensor__":
+                        uses[t["config"]["keras_history"][0]] = uses.get(t["config"]["keras_history"][0], 0) + 1
+    pairs = {}
+    for entry in config["layers"]:
+        if entry["class_name"] != "BatchNormalization" or len(entry["inbound_nodes"]) != 1:
+            continue
+        (arg,) = entry["inbound_nodes"][0]["args"]
+        source = entries.get(arg["config"]["keras_history"][0])
+        if source and source["class_name"] == "Conv2D" and uses[source["name"]] == 1:
+            pairs[entry["name"]] = source["name"]
+            source["config"]["use_bias"] = True
+            entry["class_name"], entry["module"] = "Identity", "keras.layers"
+            entry["config"] = {"name": entry["name"], "trainable": False, "dtype": entry["config"]["dtype"]}
+            entry.pop("build_config", None)
+            entry["inbound_nodes"][0]["kwargs"] = {}  # BatchNormalization takes mask=, Identity not
+    folded = keras.Model.from_config(config)
+    convs = {conv: bn for bn, conv in pairs.items()}
+    for layer in folded.layers:
+        original = model.get_layer(layer.name)
+        if layer.name in convs:
+            bn = model.get_layer(convs[layer.name])
+            gamma, beta, mean, var = (keras.ops.convert_to_numpy(w) for w in bn.weights)
+            scale = gamma / np.sqrt(var + bn.epsilon)
+            kernel = keras.ops.convert_to_numpy(original.kernel) * scale
+            layer.set_weights([kernel, beta - mean * scale])
+        elif layer.name not in pairs:
+            layer.set_weights(original.get_weights())
+    return folded
 
 
 def describe(model):
@@ -136,7 +181,10 @@ def export_saved_model(model, export_base, model_name=None, version=None, class_
     try:
         os.makedirs(model_base, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
-        _write_archive(model, tmp, image_size, preprocess_bytes)
+        # Folding BatchNorm into the convolutions makes the served graph
+        # smaller and faster on CPU (README, Performance); same outputs to
+        # float32 rounding.
+        _write_archive(fold_batch_norm(model), tmp, image_size, preprocess_bytes)
         os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
         with open(os.path.join(tmp, "assets", "labels.txt"), "w") as f:
             f.write("\n".join(class_names) + "\n")

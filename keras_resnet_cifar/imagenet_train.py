@@ -158,6 +158,8 @@ def train_imagenet(config, log=print):
     files.write_json(os.path.join(model_dir, "config.json"), resolved)
     files.write_text(os.path.join(model_dir, "labels.txt"), "\n".join(source.class_names) + "\n")
     num_classes = len(source.class_names)
+    if resuming:
+        log(f"Resuming from {backup_dir}: {train._backup_epoch(backup_dir)} epoch(s) done")
 
     def one_hot(images, labels):
         return images, tf.one_hot(labels, num_classes)

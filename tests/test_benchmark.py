@@ -54,12 +54,15 @@ def test_latency_percentiles_are_ordered():
     assert 0 <= p50 <= p99
 
 
-def test_xla_default_is_on_for_float32_on_one_cpu_only():
-    assert train.resolve_xla(None, "float32", deterministic=False, replicas=1) is True
+def test_xla_default_is_on_only_for_emulated_bfloat16(monkeypatch):
+    monkeypatch.setattr(train, "cpu_has_amx", lambda: False)
+    assert train.resolve_xla(None, "float32", deterministic=False, replicas=1) is False
+    assert train.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=1) is True
+    assert train.resolve_xla(None, "mixed_bfloat16", deterministic=True, replicas=1) is False
+    assert train.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=2) is False
+    assert train.resolve_xla(True, "float32", deterministic=False, replicas=1) is True
+    monkeypatch.setattr(train, "cpu_has_amx", lambda: True)
     assert train.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=1) is False
-    assert train.resolve_xla(None, "float32", deterministic=True, replicas=1) is False
-    assert train.resolve_xla(None, "float32", deterministic=False, replicas=2) is False
-    assert train.resolve_xla(False, "float32", deterministic=False, replicas=1) is False
 
 
 def test_auto_precision_follows_amx(monkeypatch):

@@ -263,3 +263,20 @@ def test_export_and_predict_tools(tmp_path):
     tf.io.write_file(str(tmp_path / "gray.png"), tf.io.encode_png(np.zeros((32, 32, 1), np.uint8)))
     out = _tool("predict.py", f"--model={saved}", str(tmp_path / "gray.png"))
     assert out.returncode == 1 and "gray.png is grayscale" in out.stderr
+
+
+@pytest.mark.parametrize("kwargs", [dict(shortcut="A"), dict(shortcut="B"), dict(residual=False)])
+def test_folded_batch_norm_matches_the_model(kwargs):
+    model = krc.resnet_cifar(n=1, **kwargs)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            shape = layer.gamma.shape
+            layer.set_weights([rng.uniform(0.5, 1.5, shape), rng.normal(0, 0.1, shape),
+                               rng.normal(0, 0.1, shape), rng.uniform(0.5, 1.5, shape)])
+    folded = export.fold_batch_norm(model)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
+    assert all(layer.use_bias for layer in folded.layers if isinstance(layer, keras.layers.Conv2D))
+    x = rng.integers(0, 256, (4, 32, 32, 3)).astype("float32")
+    want, got = model(x).numpy(), folded(x).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

@@ -22,6 +22,7 @@ from absl import flags  # noqa: E402
 from tools import cli  # noqa: E402
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
 flags.DEFINE_list("depths", ["20"], "Depths 6n+2 to time.")
 flags.DEFINE_list("shortcuts", ["A"], "Shortcut options (A, B).")
@@ -35,6 +36,8 @@ flags.DEFINE_integer("warmup_steps", 5, "Untimed steps first (compilation includ
 flags.DEFINE_string("data_dir", None, "Real images for the pipeline (any layout train.py reads); default random pixels.")
 flags.DEFINE_bool("train", True, "Time training.")
 flags.DEFINE_bool("inference", True, "Time inference and the exported SavedModel.")
+flags.DEFINE_list("imagenet_archs", [], "Also time these ImageNet networks (resnet18 ... resnet152), "
+                  "224x224, batch 32, synthetic data, with each --xla setting.")
 flags.DEFINE_string("json", None, "Also write the results as JSON to this path.")
 FLAGS = flags.FLAGS
 
@@ -67,6 +70,7 @@ def main(argv):
     precisions = _choices("precisions", FLAGS.precisions, PRECISIONS)
     xla = [v == "on" for v in _choices("xla", FLAGS.xla, ("off", "on"))]
     data = _choices("data", FLAGS.data, ("pipeline", "synthetic"))
+    imagenet_archs = _choices("imagenet_archs", FLAGS.imagenet_archs, ARCHS) if FLAGS.imagenet_archs else []
     if FLAGS.steps < 1 or FLAGS.warmup_steps < 1:
         raise cli.UsageError("--steps and --warmup_steps must be >= 1")
 
@@ -97,6 +101,16 @@ def main(argv):
                                 result["train"].append({**vars(case), "images_per_sec": rate,
                                                         "ratio": rate / baseline})
                                 print(f"{case.label():<62} {rate:>8,.0f} {rate / baseline:>6.2f}", flush=True)
+
+    for arch in imagenet_archs:
+        baseline = None
+        for jit in xla:
+            rate = benchmark.imagenet_train_images_per_sec(arch, xla=jit)
+            baseline = baseline or rate
+            result["train"].append({"arch": arch, "batch_size": 32, "xla": jit, "data": "synthetic",
+                                    "precision": "float32", "images_per_sec": rate, "ratio": rate / baseline})
+            label = f"{arch} 224x224 float32 batch 32 {'XLA' if jit else 'no XLA'} synthetic"
+            print(f"{label:<62} {rate:>8,.1f} {rate / baseline:>6.2f}", flush=True)
 
     if FLAGS.inference:
         print(f"\n{'inference':<24} {'batch img/s':>12} {'b1 p50 ms':>10} {'b1 p99 ms':>10}")

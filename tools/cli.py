@@ -1,6 +1,7 @@
 """What every tool shares: one-line errors and exit codes instead of tracebacks."""
 
 import importlib
+import os
 import sys
 
 from absl import app, logging
@@ -46,24 +47,40 @@ def run(main):
 
     def wrapped(argv):
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines are noise here
-        try:
-            return main(argv)
-        except UsageError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print("interrupted: re-run the same command to resume from the last completed epoch",
-                  file=sys.stderr)
-            return 130
-        except _known_errors() as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-        except OSError as e:
-            print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-            return 1
+        _exit_now(_outcome(main, argv))
 
     try:
         app.run(wrapped)
     except app.UsageError as e:  # pragma: no cover
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+def _exit_now(code):
+    """Exits at once: every output is written and closed by now.
+
+    Interpreter shutdown destroys live tf.data iterators, and that has been
+    seen to block for minutes after a resumed training run had finished.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
+
+
+def _outcome(main, argv):
+    """``main(argv)``'s exit status, with known errors printed as one line."""
+    try:
+        return main(argv)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: re-run the same command to resume from the last completed epoch",
+              file=sys.stderr)
+        return 130
+    except _known_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 1

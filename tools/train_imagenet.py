@@ -44,7 +44,7 @@ flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 flags.DEFINE_float("weight_decay", 1e-4, "Coupled (PyTorch-style) weight decay.")
 flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_float16", "mixed_bfloat16"],
                   "auto: mixed_float16 on GPU; on CPU mixed_bfloat16 with AMX, else float32.")
-flags.DEFINE_bool("xla", None, "Jit-compile the train step (default: on for float32 on one CPU).")
+flags.DEFINE_bool("xla", None, "Jit-compile the train step. Default: on for mixed_bfloat16 on a CPU without AMX, Keras decides otherwise.")
 flags.DEFINE_enum("strategy", "auto", ["auto", "mirrored", "one_device"], "auto: MirroredStrategy over all GPUs.")
 flags.DEFINE_integer("seed", 0, "Seed for weights, shuffling and augmentation.")
 flags.DEFINE_integer("verbose", None, "1: progress bar; 2: one line per epoch. Default: 1 on a terminal.")
