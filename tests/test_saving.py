@@ -44,3 +44,21 @@ def test_keras_file_loads_in_fresh_process_with_keras_only(tmp_path):
     assert "loaded 3" in out
     for path, want in zip(paths, expected):
         np.testing.assert_array_equal(np.load(path + ".reloaded.npy"), want)
+
+
+def test_imagenet_keras_files_load_with_keras_only(tmp_path):
+    x = np.random.RandomState(1).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    models = [krc.ResNet18(input_shape=(64, 64, 3), num_classes=10),
+              krc.ResNet50(shortcut="A", stride_on="1x1", input_shape=(64, 64, 3), num_classes=10),
+              krc.ResNet50(shortcut="C", input_shape=(64, 64, 3), num_classes=10)]
+    paths, expected = [], []
+    for model in models:
+        path = str(tmp_path / f"{model.name}.keras")
+        model.save(path)
+        paths.append(path)
+        expected.append(model.predict(x, verbose=0))
+    out = run_python(LOADER.format(x=str(tmp_path / "x.npy"), paths=paths), cwd=tmp_path)
+    assert "loaded 3" in out
+    for path, want in zip(paths, expected):
+        np.testing.assert_array_equal(np.load(path + ".reloaded.npy"), want)
