@@ -184,19 +184,13 @@ def train_imagenet(config, log=print):
                           jit_compile=xla)
         verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 0)
         stats = train._EpochStats(config.batch_size, schedule, epochs, log, print_line=verbose != 1)
-        callbacks = [keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
-                     keras.callbacks.TerminateOnNaN(raise_error=True), train._StopAtStep(total_steps), stats,
-                     keras.callbacks.CSVLogger(os.path.join(model_dir, "metrics.csv"), append=True),
-                     keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"))]
         start = time.perf_counter()
         history = model.fit(train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=val_ds,
-                            callbacks=callbacks, verbose=verbose, shuffle=False)
+                            callbacks=train.run_callbacks(model_dir, total_steps, stats), verbose=verbose,
+                            shuffle=False)
         wall = time.perf_counter() - start
     except RuntimeError as e:
-        if "nan" in str(e).lower():
-            raise train.TrainingError(f"training stopped: {e} The last completed epoch is kept in "
-                                      f"{backup_dir}; lower --lr and re-run the same command to resume") from None
-        raise
+        raise train.nan_error(e, backup_dir) from None
     except tf.errors.InvalidArgumentError as e:
         raise imagenet_data.DataError(f"an image could not be decoded: {e.message.splitlines()[0]}") from None
     finally:

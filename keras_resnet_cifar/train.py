@@ -281,27 +281,13 @@ def train_and_evaluate(config, log=print):
         val_ds = None if val_x is None else input_pipeline.eval_dataset(val_x, val_y, config.batch_size)
         verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 0)
         epoch_stats = _EpochStats(config.batch_size, schedule, epochs, log, print_line=verbose != 1)
-        callbacks = [
-            # double_checkpoint: a kill while writing falls back to the previous epoch.
-            keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
-            keras.callbacks.TerminateOnNaN(raise_error=True),
-            _StopAtStep(total_steps),
-            epoch_stats,
-            keras.callbacks.CSVLogger(os.path.join(model_dir, "metrics.csv"), append=True),
-            keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-        ]
         start = time.perf_counter()
         history = model.fit(train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                            validation_data=val_ds, callbacks=callbacks, verbose=verbose,
-                            shuffle=False)
+                            validation_data=val_ds, callbacks=run_callbacks(model_dir, total_steps, epoch_stats),
+                            verbose=verbose, shuffle=False)
         wall = time.perf_counter() - start
     except RuntimeError as e:
-        if "nan" in str(e).lower() or "inf" in str(e).lower():
-            raise TrainingError(
-                f"training stopped: {e} The last completed epoch is kept in {backup_dir}; "
-                "lower --lr and re-run the same command to resume"
-            ) from None
-        raise
+        raise nan_error(e, backup_dir) from None
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -327,6 +313,29 @@ def train_and_evaluate(config, log=print):
                               if isinstance(v, float) and k.endswith(("accuracy", "error"))))
     log(f"Saved {os.path.join(model_dir, 'model.keras')}")
     return metrics
+
+
+def run_callbacks(model_dir, total_steps, epoch_stats):
+    """What every run uses: resumable backup, NaN stop, exact step count, per-epoch stats and logs."""
+    return [
+        # double_checkpoint: a kill while writing falls back to the previous epoch.
+        keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"), double_checkpoint=True),
+        keras.callbacks.TerminateOnNaN(raise_error=True),
+        _StopAtStep(total_steps),
+        epoch_stats,
+        keras.callbacks.CSVLogger(os.path.join(model_dir, "metrics.csv"), append=True),
+        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
+    ]
+
+
+def nan_error(error, backup_dir):
+    """A ``TrainingError`` for TerminateOnNaN's RuntimeError; any other error unchanged."""
+    if "nan" in str(error).lower() or "inf" in str(error).lower():
+        return TrainingError(
+            f"training stopped: {error} The last completed epoch is kept in {backup_dir}; "
+            "lower --lr and re-run the same command to resume"
+        )
+    return error
 
 
 def export_card(dataset, metrics):

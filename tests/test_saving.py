@@ -24,10 +24,24 @@ LOADER = textwrap.dedent(
 )
 
 
-def test_keras_file_loads_in_fresh_process_with_keras_only(tmp_path):
-    x = np.random.RandomState(0).uniform(0, 255, (5, 32, 32, 3)).astype("float32")
+def _reloads_identically(tmp_path, models, x):
+    """Saves ``models``, loads them in a process with Keras alone, compares outputs bit for bit."""
     np.save(tmp_path / "x.npy", x)
     paths, expected = [], []
+    for model in models:
+        path = str(tmp_path / f"{model.name}.keras")
+        model.save(path)
+        paths.append(path)
+        expected.append(model.predict(x, verbose=0))
+    # cwd elsewhere so the package is not importable from the working directory.
+    out = run_python(LOADER.format(x=str(tmp_path / "x.npy"), paths=paths), cwd=tmp_path)
+    assert f"loaded {len(models)}" in out
+    for path, want in zip(paths, expected):
+        np.testing.assert_array_equal(np.load(path + ".reloaded.npy"), want)
+
+
+def test_keras_file_loads_in_fresh_process_with_keras_only(tmp_path):
+    models = []
     for kind in ["A", "B", "plain"]:
         model = krc.resnet_cifar(20, shortcut="B" if kind == "B" else "A", residual=kind != "plain")
         # Non-default BN statistics, so a reload that drops them would show.
@@ -35,30 +49,14 @@ def test_keras_file_loads_in_fresh_process_with_keras_only(tmp_path):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.moving_mean.assign(np.full(layer.moving_mean.shape, 0.1, "float32"))
                 layer.moving_variance.assign(np.full(layer.moving_variance.shape, 2.0, "float32"))
-        path = str(tmp_path / f"{model.name}.keras")
-        model.save(path)
-        paths.append(path)
-        expected.append(model.predict(x, verbose=0))
-    # cwd elsewhere so the package is not importable from the working directory.
-    out = run_python(LOADER.format(x=str(tmp_path / "x.npy"), paths=paths), cwd=tmp_path)
-    assert "loaded 3" in out
-    for path, want in zip(paths, expected):
-        np.testing.assert_array_equal(np.load(path + ".reloaded.npy"), want)
+        models.append(model)
+    x = np.random.RandomState(0).uniform(0, 255, (5, 32, 32, 3)).astype("float32")
+    _reloads_identically(tmp_path, models, x)
 
 
 def test_imagenet_keras_files_load_with_keras_only(tmp_path):
-    x = np.random.RandomState(1).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
-    np.save(tmp_path / "x.npy", x)
     models = [krc.ResNet18(input_shape=(64, 64, 3), num_classes=10),
               krc.ResNet50(shortcut="A", stride_on="1x1", input_shape=(64, 64, 3), num_classes=10),
               krc.ResNet50(shortcut="C", input_shape=(64, 64, 3), num_classes=10)]
-    paths, expected = [], []
-    for model in models:
-        path = str(tmp_path / f"{model.name}.keras")
-        model.save(path)
-        paths.append(path)
-        expected.append(model.predict(x, verbose=0))
-    out = run_python(LOADER.format(x=str(tmp_path / "x.npy"), paths=paths), cwd=tmp_path)
-    assert "loaded 3" in out
-    for path, want in zip(paths, expected):
-        np.testing.assert_array_equal(np.load(path + ".reloaded.npy"), want)
+    x = np.random.RandomState(1).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    _reloads_identically(tmp_path, models, x)
