@@ -140,26 +140,34 @@ def _resize_shorter(image, length):
     return tf.image.resize(image, new, method="bilinear", antialias=True)
 
 
-def random_resized_crop(image, size, area=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
-    """A random crop of ``area`` and aspect ``ratio`` resized to ``size`` x ``size``."""
-    begin, crop, _ = tf.image.sample_distorted_bounding_box(
-        tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+def random_resized_crop(image, size, seed, area=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+    """A random crop of ``area`` and aspect ``ratio`` resized to ``size`` x ``size``.
+
+    ``seed`` is a stateless-RNG seed (shape [2] int): same seed, same crop.
+    """
+    begin, crop, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
         min_object_covered=0.0, aspect_ratio_range=ratio, area_range=area, max_attempts=10,
         use_image_if_no_bounding_boxes=True)
     image = tf.slice(image, begin, crop)
     return tf.image.resize(image, [size, size], method="bilinear", antialias=True)
 
 
-def train_image(data, size=224, scale_augmentation=False):
-    """Encoded image -> augmented uint8 ``[size, size, 3]``."""
+def train_image(data, seed, size=224, scale_augmentation=False):
+    """Encoded image -> augmented uint8 ``[size, size, 3]``.
+
+    Stateless random ops keyed by ``seed`` (shape [2] int), so runs repeat
+    and deterministic TensorFlow (``enable_op_determinism``) accepts them.
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
     image = _decode(data)
     if scale_augmentation:
         low, high = (round(s * size / 224) for s in SCALE_RANGE)
-        image = _resize_shorter(image, tf.random.uniform([], low, high + 1, tf.int32))
-        image = tf.image.random_crop(image, [size, size, 3])
+        image = _resize_shorter(image, tf.random.stateless_uniform([], seeds[0], low, high + 1, tf.int32))
+        image = tf.image.stateless_random_crop(image, [size, size, 3], seeds[1])
     else:
-        image = random_resized_crop(image, size)
-    return _to_uint8(tf.image.random_flip_left_right(image))
+        image = random_resized_crop(image, size, seeds[0])
+    return _to_uint8(tf.image.stateless_random_flip_left_right(image, seeds[2]))
 
 
 def eval_image(data, size=224):
@@ -175,10 +183,12 @@ def center_crop(image, size):
 
 
 def train_dataset(source, batch_size, size=224, scale_augmentation=False, seed=0):
-    """Endless shuffled, augmented ``(uint8 images, labels)`` batches."""
+    """Endless shuffled, augmented ``(uint8 images, labels)`` batches; same seed, same stream."""
     return (source.train.shuffle(min(source.train_size, 10_000), seed=seed).repeat()
-            .map(lambda x, y: (train_image(x, size, scale_augmentation), y),
-                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+            .enumerate()
+            .map(lambda i, xy: (train_image(xy[0], tf.stack([tf.cast(seed, tf.int64), i]), size,
+                                            scale_augmentation), xy[1]),
+                 num_parallel_calls=tf.data.AUTOTUNE)
             .batch(batch_size, drop_remainder=True)
             .prefetch(tf.data.AUTOTUNE))
 

@@ -109,13 +109,14 @@ def test_eval_resizes_the_shorter_side_and_crops_the_centre():
     assert tall[:30].max() < 10 and tall[35:].min() > 245
 
 
-def test_train_crops_have_the_size_and_vary():
+def test_train_crops_have_the_size_vary_and_repeat_with_the_seed():
     image = np.random.default_rng(0).integers(0, 256, (120, 90, 3), dtype=np.uint8)
     data = tf.io.encode_png(image)
-    crops = [imagenet_data.train_image(data, size=48).numpy() for _ in range(6)]
+    crops = [imagenet_data.train_image(data, [0, i], size=48).numpy() for i in range(6)]
     assert all(c.shape == (48, 48, 3) and c.dtype == np.uint8 for c in crops)
     assert len({c.tobytes() for c in crops}) == 6
-    scaled = imagenet_data.train_image(data, size=48, scale_augmentation=True).numpy()
+    assert np.array_equal(imagenet_data.train_image(data, [0, 3], size=48).numpy(), crops[3])
+    scaled = imagenet_data.train_image(data, [1, 0], size=48, scale_augmentation=True).numpy()
     assert scaled.shape == (48, 48, 3)
 
 
