@@ -67,9 +67,6 @@ def train_images_per_sec(case, images=None, warmup_steps=5, steps=20):
     keras.mixed_precision.set_global_policy(case.precision)
     try:
         model = resnet.resnet_cifar(depth=case.depth, shortcut=case.shortcut)
-        model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      jit_compile=case.xla)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     rng = np.random.default_rng(0)
@@ -81,9 +78,16 @@ def train_images_per_sec(case, images=None, warmup_steps=5, steps=20):
     else:
         batch = (images[:case.batch_size], labels[:case.batch_size])
         ds = tf.data.Dataset.from_tensors(batch).repeat()
+    return _fit_rate(model, ds, case.batch_size, case.xla, warmup_steps, steps)
+
+
+def _fit_rate(model, ds, batch_size, xla, warmup_steps, steps):
+    """Compiles ``model`` for SGD and returns its steady-state training rate on ``ds``."""
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=xla)
     timer = _StepTimer(warmup_steps)
     model.fit(ds, epochs=1, steps_per_epoch=warmup_steps + steps, verbose=0, callbacks=[timer], shuffle=False)
-    return steps * case.batch_size / timer.elapsed()
+    return steps * batch_size / timer.elapsed()
 
 
 class _StepTimer(keras.callbacks.Callback):
@@ -172,12 +176,7 @@ def imagenet_train_images_per_sec(arch="resnet50", batch_size=32, xla=False, ima
     from keras_resnet_cifar import imagenet
 
     model = imagenet.resnet_imagenet(arch, input_shape=(image_size, image_size, 3))
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=xla)
     rng = np.random.default_rng(0)
     batch = (rng.integers(0, 256, (batch_size, image_size, image_size, 3), dtype=np.uint8),
              rng.integers(0, 1000, batch_size))
-    timer = _StepTimer(warmup_steps)
-    model.fit(tf.data.Dataset.from_tensors(batch).repeat(), epochs=1, steps_per_epoch=warmup_steps + steps,
-              verbose=0, callbacks=[timer], shuffle=False)
-    return steps * batch_size / timer.elapsed()
+    return _fit_rate(model, tf.data.Dataset.from_tensors(batch).repeat(), batch_size, xla, warmup_steps, steps)
