@@ -28,7 +28,10 @@ setup(
         # torch: the weight-conversion tests compare with a PyTorch forward;
         # 2.13.0 is the CPU build (a bare "torch" can resolve to a CUDA build
         # of several GB).
-        "test": ["pytest", "jax", "torch==2.13.0"],
+        # matplotlib: the diagram and plain-vs-residual plot tests.
+        "test": ["pytest", "jax", "torch==2.13.0", "matplotlib"],
+        # Diagrams and the plain-vs-residual study (tools/make_docs.py, tools/compare.py).
+        "study": ["matplotlib"],
         # Reading PyTorch checkpoints (tools/convert_weights.py).
         "torch": ["torch>=2.0"],
         "gpu": ["tensorflow[and-cuda]>=2.18"],

@@ -57,3 +57,11 @@ def write_npz(path, arrays):
             np.savez(f, **arrays)
 
     _atomic(path, f"{path}.tmp-{os.getpid()}", write)
+
+
+def write_figure(fig, path, dpi=150):
+    """Saves a matplotlib figure to ``path``; the extension (.png, .svg) picks the format."""
+    directory, name = os.path.split(os.path.abspath(path))
+    # savefig reads the format from the name, so the temporary name keeps the extension.
+    _atomic(path, os.path.join(directory, f".tmp-{os.getpid()}-{name}"),
+            lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))

@@ -14,7 +14,6 @@ batch: pad 4 pixels, random 32x32 crop, random horizontal flip, independently
 per image. Evaluation sees the original image.
 """
 
-import dataclasses
 import glob
 import os
 import pickle

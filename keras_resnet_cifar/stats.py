@@ -19,7 +19,7 @@ def non_trainable_params(model):
     return sum(math.prod(w.shape) for w in model.non_trainable_weights)
 
 
-def _is_projection(layer):
+def is_projection(layer):
     return isinstance(layer, layers.Conv2D) and layer.kernel_size == (1, 1)
 
 
@@ -28,7 +28,7 @@ def weighted_layers(model):
     return sum(
         1
         for layer in model.layers
-        if isinstance(layer, (layers.Conv2D, layers.Dense)) and not _is_projection(layer)
+        if isinstance(layer, (layers.Conv2D, layers.Dense)) and not is_projection(layer)
     )
 
 

@@ -31,7 +31,8 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "mirrored", "one_device")
 # Settings that must match to resume a run in the same model_dir.
 _RESUME_KEYS = ("n", "residual", "shortcut", "dataset", "batch_size", "schedule",
-                "learning_rate", "total_steps", "validation_split", "seed", "precision")
+                "learning_rate", "total_steps", "steps_per_epoch", "validation_split", "seed",
+                "precision")
 
 
 class TrainingError(Exception):
@@ -54,6 +55,9 @@ class TrainConfig:
         schedule: "paper", "cosine" or "onecycle".
         steps: total iterations; None: the paper's 64k at batch 128.
         epochs: alternatively, total epochs (not with ``steps``).
+        steps_per_epoch: steps between two evaluations and log rows (a
+            logging epoch); None: one pass over the training split. Short
+            runs use it to get a curve (``compare.py``).
         warmup_steps: steps at a tenth of the rate first ("paper" only);
             None: 400 for n >= 18 (ResNet110 and deeper), else 0.
         momentum: SGD momentum.
@@ -84,6 +88,7 @@ class TrainConfig:
     schedule: str = "paper"
     steps: int | None = None
     epochs: int | None = None
+    steps_per_epoch: int | None = None
     warmup_steps: int | None = None
     momentum: float = 0.9
     weight_decay: float = 1e-4
@@ -111,6 +116,7 @@ def check_config(config):
         (config.steps is None or config.steps >= 1, f"steps must be >= 1, got {config.steps}"),
         (config.epochs is None or config.epochs >= 1, f"epochs must be >= 1, got {config.epochs}"),
         (config.steps is None or config.epochs is None, "give --steps or --epochs, not both"),
+        (config.steps_per_epoch is None or config.steps_per_epoch >= 1, f"steps_per_epoch must be >= 1, got {config.steps_per_epoch}"),
         (config.warmup_steps is None or config.warmup_steps >= 0, f"warmup_steps must be >= 0, got {config.warmup_steps}"),
         (0 <= config.momentum < 1, f"momentum must be in [0, 1), got {config.momentum}"),
         (config.weight_decay >= 0, f"weight_decay must be >= 0, got {config.weight_decay}"),
@@ -234,7 +240,7 @@ def train_and_evaluate(config, log=print):
         total_steps = config.epochs * steps_per_epoch
     else:
         total_steps = config.steps or schedules.paper_steps(config.batch_size)
-    steps_per_epoch = min(steps_per_epoch, total_steps)
+    steps_per_epoch = min(config.steps_per_epoch or steps_per_epoch, total_steps)
     epochs = math.ceil(total_steps / steps_per_epoch)
     learning_rate = config.learning_rate or schedules.default_learning_rate(config.schedule, config.batch_size)
     warmup = config.warmup_steps
@@ -411,7 +417,7 @@ class _StopAtStep(keras.callbacks.Callback):
 
 
 class _EpochStats(keras.callbacks.Callback):
-    """Adds error, learning rate and images/s to each epoch's logs.
+    """Adds error, learning rate, optimizer step and images/s to each epoch's logs.
 
     It runs before CSVLogger and TensorBoard, which see the added entries.
     """
@@ -436,6 +442,7 @@ class _EpochStats(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         step = _iterations(self.model)
         seconds = max(self._last - self._start, 1e-9)
+        logs["step"] = step
         logs["images_per_sec"] = (step - self._first_step) * self.batch_size / seconds
         self.rates.append(logs["images_per_sec"])
         logs["learning_rate"] = float(self.schedule(max(step - 1, 0)))
@@ -444,7 +451,7 @@ class _EpochStats(keras.callbacks.Callback):
                 logs[prefix + "error"] = 1.0 - float(logs[prefix + "accuracy"])
         if self.print_line:
             shown = ", ".join(f"{k} {float(v):.4f}" for k, v in logs.items()
-                              if k not in ("learning_rate", "images_per_sec"))
+                              if k not in ("learning_rate", "images_per_sec", "step"))
             self.log(f"epoch {epoch + 1}/{self.epochs} step {step}: {shown}, "
                      f"lr {logs['learning_rate']:.4g}, {logs['images_per_sec']:.0f} img/s")
 

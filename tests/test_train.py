@@ -53,6 +53,7 @@ def test_image_folder_run_outputs(folder_run):
     assert events
     rows = _csv(model_dir)
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert [int(float(r["step"])) for r in rows] == [8, 16, 24, 32]  # optimizer steps at each epoch end
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
     for key in ["error", "val_error", "learning_rate", "images_per_sec", "val_accuracy"]:
         assert key in rows[0]
@@ -108,6 +109,21 @@ def test_cifar_batches_run(tmp_path):
     assert metrics["test_accuracy"] is not None and metrics["steps"] == 3 * 8
     rows = _csv(tmp_path / "run")
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+
+
+def test_steps_per_epoch_sets_the_evaluation_interval(tmp_path):
+    """--steps_per_epoch: an evaluation and a CSV row every k steps, whatever the split size."""
+    datagen.cifar10_batches(tmp_path / "data", per_batch=32)
+    config = _config(tmp_path, tmp_path / "data", epochs=None, steps=7, steps_per_epoch=3)
+    metrics = train.train_and_evaluate(config, log=lambda line: None)
+    rows = _csv(tmp_path / "run")
+    # 7 steps in logging epochs of 3: evaluations after 3, 6 and the last step.
+    assert [int(float(r["step"])) for r in rows] == [3, 6, 7]
+    assert all(r["val_error"] != "" for r in rows)
+    assert metrics["steps"] == 7
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["steps_per_epoch"] == 3
+    with pytest.raises(train.TrainingError, match="steps_per_epoch must be >= 1"):
+        train.check_config(_config(tmp_path, None, steps_per_epoch=0))
 
 
 def test_tfds_mock_run(tmp_path, monkeypatch):

@@ -34,7 +34,8 @@ def _known_errors():
     # Module by module: on a machine without TensorFlow (the JAX path) the
     # TF-free modules' errors must still print as one line.
     for module, name in (("arrays", "DataError"), ("files", "WriteError"), ("convert", "ConversionError"),
-                         ("export", "ExportError"), ("train", "TrainingError")):
+                         ("export", "ExportError"), ("train", "TrainingError"),
+                         ("plotting", "PlotError")):
         try:
             errors.append(getattr(importlib.import_module(f"keras_resnet_cifar.{module}"), name))
         except ImportError:  # pragma: no cover

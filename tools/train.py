@@ -36,6 +36,8 @@ flags.DEFINE_enum("schedule", "paper", ["paper", "cosine", "onecycle"],
                   "paper: lr/10 at 50% and 75% of the steps (32k, 48k of 64k); cosine; onecycle.")
 flags.DEFINE_integer("steps", None, "Total iterations. Default: the paper's 64k x 128 / batch_size.")
 flags.DEFINE_integer("epochs", None, "Total epochs instead of --steps.")
+flags.DEFINE_integer("steps_per_epoch", None, "Steps between evaluations and log rows. Default: one pass "
+                     "over the training split.")
 flags.DEFINE_integer("warmup_steps", None, "Steps at lr/10 first (paper schedule). Default 400 for n >= 18.")
 flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 flags.DEFINE_float("weight_decay", 1e-4, "Coupled (PyTorch-style) weight decay.")
@@ -65,7 +67,8 @@ def main(argv):
         n=n, residual=not FLAGS.plain, shortcut=FLAGS.shortcut, dataset=FLAGS.dataset,
         data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir or os.path.join("runs", name),
         batch_size=FLAGS.batch_size, learning_rate=FLAGS.lr, schedule=FLAGS.schedule,
-        steps=FLAGS.steps, epochs=FLAGS.epochs, warmup_steps=FLAGS.warmup_steps,
+        steps=FLAGS.steps, epochs=FLAGS.epochs,
+        steps_per_epoch=FLAGS.steps_per_epoch, warmup_steps=FLAGS.warmup_steps,
         momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay,
         validation_split=FLAGS.validation_split, precision=FLAGS.precision, xla=FLAGS.xla,
         seed=FLAGS.seed, deterministic=FLAGS.deterministic, strategy=FLAGS.strategy,
