@@ -150,7 +150,7 @@ def _stage(model, by_name, stage, index):
     conv = by_name[first + "1_conv"]
     convs = [by_name[n] for n in names if n.startswith(first) and n.endswith(("_1_conv", "_2_conv"))]
     body = ", ".join(f"{c.kernel_size[0]}x{c.kernel_size[1]} conv {c.filters}" for c in convs)
-    shortcut, shortcut_names, shortcut_text = _shortcut(by_name, first)
+    shortcut, shortcut_names, shortcut_text = block_shortcut(by_name, first)
     what = f"{blocks} x [{body}]"
     last = by_name[f"{prefix}block{blocks}_out"]
     return Part(f"stage {index}", names, what, conv.strides[0], tuple(last.output.shape[1:]),
@@ -159,8 +159,18 @@ def _stage(model, by_name, stage, index):
                 shortcut_params=_params(by_name, shortcut_names))
 
 
-def _shortcut(by_name, first):
-    """Kind, layer names and description of a block's shortcut."""
+def block_shortcut(by_name, first):
+    """Kind, layer names and description of a block's shortcut.
+
+    Args:
+        by_name: the model's layers by name.
+        first: the block's name prefix with its underscore, ``"conv3_block1_"``.
+
+    Returns:
+        ``(kind, names, text)``: kind "B" (projection), "A" (subsample and
+        zero channels), "identity" or "none" (plain net), the shortcut's
+        own layer names, and a description.
+    """
     if first + "0_conv" in by_name:
         conv = by_name[first + "0_conv"]
         names = [first + "0_conv", first + "0_bn"]

@@ -18,7 +18,7 @@ import re
 
 from keras import layers
 
-from keras_resnet_cifar import plotting, resnet
+from keras_resnet_cifar import describe, plotting, resnet
 
 # One colour per part: input and conv1, then stages 1-3, then the head.
 _COLOURS = {"input": "#eeeeee", "conv1": "#fde2c8", 2: "#d7e8fb", 3: "#dcf1d6", 4: "#f6d9ec", "head": "#fff4b8"}
@@ -114,7 +114,8 @@ def block_nodes(model, prefix):
     if add_index is None:
         return nodes, []
     if shortcut:
-        skip = Skip(0, add_index, _shortcut_kind(model, prefix), dashed=True, boxes=[_layer_node(s) for s in shortcut])
+        skip = Skip(0, add_index, _shortcut_label(model, prefix), dashed=True,
+                    boxes=[_layer_node(s) for s in shortcut])
     else:
         skip = Skip(0, add_index, "identity")
     return nodes, [skip]
@@ -132,10 +133,10 @@ def _blocks(model, stage):
     return sorted(names, key=lambda name: int(name.split("block")[1]))
 
 
-def _is_changing(model, prefix):
-    """Whether the block's shortcut changes the shape (not an identity)."""
-    names = {layer.name for layer in model.layers}
-    return any(f"{prefix}_0_{kind}" in names for kind in ("conv", "subsample", "pad"))
+def _shortcut_label(model, prefix):
+    """"A: zero-padding" or "B: projection" for a shape-changing shortcut, else ""."""
+    kind, _, _ = describe.block_shortcut({layer.name: layer for layer in model.layers}, prefix + "_")
+    return {"A": "A: zero-padding", "B": "B: projection"}.get(kind, "")
 
 
 def stage_nodes(model, stage):
@@ -152,15 +153,10 @@ def stage_nodes(model, stage):
         nodes.append(Node(f"{prefix.split('_')[1]}: {convs}", _shape(model.get_layer(prefix + "_out")),
                           _colour(prefix)))
         if prefix + "_add" in {layer.name for layer in model.layers}:
-            changing = _is_changing(model, prefix)
-            skips.append(Skip(i, i + 1, _shortcut_kind(model, prefix) if changing else "", dashed=changing))
+            label = _shortcut_label(model, prefix)
+            skips.append(Skip(i, i + 1, label, dashed=bool(label)))
     nodes.append(Node("output", nodes[-1].shape, _COLOURS["input"]))
     return nodes, skips
-
-
-def _shortcut_kind(model, prefix):
-    names = {layer.name for layer in model.layers}
-    return "B: projection" if f"{prefix}_0_conv" in names else "A: zero-padding"
 
 
 def network_nodes(model):
@@ -176,7 +172,7 @@ def network_nodes(model):
             for conv in _block_convs(model, prefix):
                 nodes.append(Node(layer_label(conv), _shape(conv), _colour(prefix)))
             if prefix + "_add" in names:
-                skips.append(Skip(start, len(nodes) - 1, dashed=_is_changing(model, prefix)))
+                skips.append(Skip(start, len(nodes) - 1, dashed=bool(_shortcut_label(model, prefix))))
     if "avg_pool" in names:
         nodes.append(Node("avg pool", _shape(model.get_layer("avg_pool")), _COLOURS["head"]))
     if "predictions" in names:
@@ -264,7 +260,7 @@ def _draw_skip(ax, x, ys, nodes, skip, spacing, h, w, font_size, offset):
     into_add = nodes[skip.end].add
     y1 = ys[skip.end] if into_add else ys[skip.end] - h / 2 - (spacing - h) / 2
     right = x + w / 2 + offset + (1.4 if skip.boxes else 0)
-    ax.plot([x, right, right], [y0, y0, y1 + (0 if into_add else 0)], **style)
+    ax.plot([x, right, right], [y0, y0, y1], **style)
     end_x = x + h / 2.2 if into_add else x
     ax.annotate("", (end_x, y1), (right, y1), arrowprops=dict(arrowstyle="-|>", **style))
     if skip.boxes:
