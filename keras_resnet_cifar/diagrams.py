@@ -73,8 +73,13 @@ def layer_label(layer):
     return type(layer).__name__
 
 
+def _dims(shape):
+    """"32x32x16" for a batched shape ``(None, 32, 32, 16)``."""
+    return "x".join(str(s) for s in shape[1:])
+
+
 def _shape(layer):
-    return "x".join(str(s) for s in layer.output.shape[1:])
+    return _dims(layer.output.shape)
 
 
 def _colour(name):
@@ -101,7 +106,7 @@ def block_nodes(model, prefix):
         raise ValueError(f"{model.name} has no block {prefix!r}")
     first = block[0]
     source = first.input if not isinstance(first.input, list) else first.input[0]
-    nodes = [Node("input", "x".join(str(s) for s in source.shape[1:]), _COLOURS["input"])]
+    nodes = [Node("input", _dims(source.shape), _COLOURS["input"])]
     shortcut = [layer for layer in block if layer.name.startswith(prefix + "_0_")]
     add_index = None
     for layer in block:
@@ -146,13 +151,14 @@ def stage_nodes(model, stage):
         raise ValueError(f"{model.name} has no stage conv{stage}")
     first = model.get_layer(prefixes[0] + "_1_conv")
     source = model.get_layer(prefixes[0] + "_1_pad").input if first.strides[0] > 1 else first.input
-    nodes = [Node("input", "x".join(str(s) for s in source.shape[1:]), _COLOURS["input"])]
+    nodes = [Node("input", _dims(source.shape), _COLOURS["input"])]
+    names = {layer.name for layer in model.layers}
     skips = []
     for i, prefix in enumerate(prefixes):
         convs = " + ".join(layer_label(c) for c in _block_convs(model, prefix))
         nodes.append(Node(f"{prefix.split('_')[1]}: {convs}", _shape(model.get_layer(prefix + "_out")),
                           _colour(prefix)))
-        if prefix + "_add" in {layer.name for layer in model.layers}:
+        if prefix + "_add" in names:
             label = _shortcut_label(model, prefix)
             skips.append(Skip(i, i + 1, label, dashed=bool(label)))
     nodes.append(Node("output", nodes[-1].shape, _COLOURS["input"]))
@@ -161,7 +167,7 @@ def stage_nodes(model, stage):
 
 def network_nodes(model):
     """The whole network as in the paper's Fig. 3: one box per weighted layer, skips per block."""
-    nodes = [Node("image", "x".join(str(s) for s in model.input.shape[1:]), _COLOURS["input"])]
+    nodes = [Node("image", _dims(model.input.shape), _COLOURS["input"])]
     names = {layer.name for layer in model.layers}
     conv1 = model.get_layer("conv1_conv")
     nodes.append(Node(layer_label(conv1), _shape(conv1), _COLOURS["conv1"]))
@@ -185,7 +191,7 @@ def head_nodes(model):
     """Global pooling and the classifier, from the last stage's output."""
     pool = model.get_layer("avg_pool")
     dense = model.get_layer("predictions")
-    return [Node("input", "x".join(str(s) for s in pool.input.shape[1:]), _COLOURS["input"]),
+    return [Node("input", _dims(pool.input.shape), _COLOURS["input"]),
             _layer_node(pool), _layer_node(dense),
             Node("softmax (in the loss)", _shape(dense), _COLOURS["input"])], []
 
@@ -193,7 +199,7 @@ def head_nodes(model):
 def initial_nodes(model):
     """The image, preprocessing and the first convolution with its BN and ReLU."""
     chain = [layer for layer in model.layers if layer.name in ("preprocessing",) or layer.name.startswith("conv1_")]
-    return [Node("image", "x".join(str(s) for s in model.input.shape[1:]), _COLOURS["input"])] + [
+    return [Node("image", _dims(model.input.shape), _COLOURS["input"])] + [
         _layer_node(layer) for layer in chain], []
 
 
