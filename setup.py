@@ -10,6 +10,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["keras_resnet_cifar", "keras_resnet_cifar.*"]),
+    # The pretrained CIFAR-10 weights and their licence (pretrained.py pins the hashes).
+    package_data={"keras_resnet_cifar": ["weights/*.weights.h5", "weights/LICENSE"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.18",
@@ -29,11 +31,14 @@ setup(
         # 2.13.0 is the CPU build (a bare "torch" can resolve to a CUDA build
         # of several GB).
         # matplotlib: the diagram and plain-vs-residual plot tests.
-        "test": ["pytest", "jax", "torch==2.13.0", "matplotlib"],
+        # setuptools: the wheel test builds without network (bdist_wheel is
+        # built in from 70.1).
+        "test": ["pytest", "jax", "torch==2.13.0", "matplotlib", "setuptools>=70.1"],
         # Diagrams and the plain-vs-residual study (tools/make_docs.py, tools/compare.py).
         "study": ["matplotlib"],
         # Reading PyTorch checkpoints (tools/convert_weights.py).
-        "torch": ["torch>=2.0"],
+        # 2.13.0 is the CPU build; an open range resolves to a CUDA build of several GB.
+        "torch": ["torch==2.13.0"],
         "gpu": ["tensorflow[and-cuda]>=2.18"],
     },
 )

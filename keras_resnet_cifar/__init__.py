@@ -11,7 +11,7 @@ from keras_resnet_cifar.imagenet import (
     resnet_imagenet,
 )
 
-from keras_resnet_cifar.presets import VARIANTS, Variant
+from keras_resnet_cifar.presets import CIFAR10_CLASSES, VARIANTS, Variant
 from keras_resnet_cifar.resnet import (
     CIFAR10_MEAN,
     CIFAR10_STD,

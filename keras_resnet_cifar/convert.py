@@ -22,9 +22,7 @@ import re
 import numpy as np
 
 from keras_resnet_cifar import resnet
-
-REFERENCE_MEAN = tuple(255 * m for m in (0.485, 0.456, 0.406))
-REFERENCE_STD = tuple(255 * s for s in (0.229, 0.224, 0.225))
+from keras_resnet_cifar.pretrained import REFERENCE_MEAN, REFERENCE_STD
 _BN_FIELDS = ("weight", "bias", "running_mean", "running_var")  # gamma, beta, mean, variance
 # Counters PyTorch keeps beside BatchNorm statistics; not weights.
 _IGNORED = re.compile(r".*num_batches_tracked$")

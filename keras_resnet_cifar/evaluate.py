@@ -1,20 +1,8 @@
 """Accuracy, per-class accuracy and the confusion matrix of a trained model."""
 
-import json
-import os
-
 import numpy as np
 
 from keras_resnet_cifar import input_pipeline
-
-
-def load_class_names(model_path):
-    """Class names from labels.txt beside the model, or None."""
-    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "labels.txt")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return [line.strip() for line in f if line.strip()]
 
 
 def split_images(data, split, validation_split=0.1, seed=0):
@@ -85,8 +73,3 @@ def format_report(result):
         for i, row in enumerate(result["confusion_matrix"]):
             lines.append(f"{i:>2} {names[i][:width - 4]:<{width - 3}}" + "".join(f"{v:>6}" for v in row))
     return "\n".join(lines)
-
-
-def write_json(result, path):
-    with open(path, "w") as f:
-        json.dump(result, f, indent=2)

@@ -36,6 +36,12 @@ def save_model(model, path):
     _atomic(path, os.path.join(directory, f".tmp-{os.getpid()}-{name}"), model.save)
 
 
+def save_weights(model, path):
+    """Saves a Keras model's weights to ``path`` (.weights.h5) through a temporary file."""
+    directory, name = os.path.split(os.path.abspath(path))
+    _atomic(path, os.path.join(directory, f".tmp-{os.getpid()}-{name}"), model.save_weights)
+
+
 def write_text(path, text):
     def write(tmp):
         with open(tmp, "w") as f:

@@ -23,11 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnet_cifar.arrays import DataError, Dataset, split_train_validation  # noqa: F401 (re-exported)
-
-CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
-)
+from keras_resnet_cifar.presets import CIFAR10_CLASSES
 IMAGE_SHAPE = (32, 32, 3)
 PAD = 4
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")

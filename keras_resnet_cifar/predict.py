@@ -5,6 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_resnet_cifar import loading
 from keras_resnet_cifar.input_pipeline import DataError
 
 IMAGE_SHAPE = (32, 32, 3)
@@ -54,17 +55,18 @@ def read_npy(path):
 
 
 class Classifier:
-    """Probabilities from either a .keras file or a SavedModel directory."""
+    """Probabilities from a SavedModel directory or a ``loading`` spec (.keras file, ``resnet20:cifar10``)."""
 
     def __init__(self, path):
         if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
             loaded = tf.saved_model.load(path)
             self._fn = lambda x: loaded.signatures["serving_default"](image=tf.constant(x, tf.uint8))["probabilities"].numpy()
-            self.class_names = _labels(os.path.join(path, "assets", "labels.txt"))
-        elif os.path.isfile(path) and path.endswith(".keras"):
+            self.class_names = loading.read_labels(os.path.join(path, "assets", "labels.txt"))
+        else:
             import keras
 
-            model = keras.models.load_model(path)
+            loaded = loading.load(path)
+            model = loaded.model
             softmax = getattr(model.layers[-1], "activation", None) is keras.activations.softmax
 
             def fn(x):
@@ -72,9 +74,7 @@ class Classifier:
                 return out if softmax else keras.ops.convert_to_numpy(keras.ops.softmax(out))
 
             self._fn = fn
-            self.class_names = _labels(os.path.join(os.path.dirname(os.path.abspath(path)), "labels.txt"))
-        else:
-            raise DataError(f"--model {path} is neither a .keras file nor a SavedModel directory")
+            self.class_names = loaded.class_names
 
     def top_k(self, images, k):
         """For each image: a list of (class id, class name, probability), best first."""
@@ -85,10 +85,3 @@ class Classifier:
             best = np.argsort(-row)[:k]
             results.append([(int(i), names[i], float(row[i])) for i in best])
         return results
-
-
-def _labels(path):
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return [line.strip() for line in f if line.strip()]

@@ -13,6 +13,12 @@ against numbers written down independently of the builder:
 
 import dataclasses
 
+# CIFAR-10's classes in label order: what the datasets' label 0..9 and the
+# shipped weights' outputs mean.
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
 # A 100-class head has 90 more outputs of 64 weights and one bias each.
 CIFAR100_EXTRA_PARAMS = 90 * 65
 

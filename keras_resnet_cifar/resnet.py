@@ -37,6 +37,7 @@ import sys
 import keras
 from keras import layers
 
+from keras_resnet_cifar import pretrained
 from keras_resnet_cifar.presets import VARIANTS
 
 # Per-channel statistics of the CIFAR training sets on the 0..255 scale (the
@@ -65,11 +66,12 @@ def resnet_cifar(
     input_shape=(32, 32, 3),
     include_top=True,
     include_preprocessing=True,
-    preprocessing_mean=CIFAR10_MEAN,
-    preprocessing_std=CIFAR10_STD,
+    preprocessing_mean=None,
+    preprocessing_std=None,
     pooling=None,
     classifier_activation=None,
     weight_decay=1e-4,
+    weights=None,
     name=None,
 ):
     """Builds a CIFAR ResNet (or its plain counterpart) of depth ``6n + 2``.
@@ -92,8 +94,12 @@ def resnet_cifar(
             and normalises them itself with ``preprocessing_mean`` and
             ``preprocessing_std``, so that no caller can forget to. When False
             the model expects normalised input.
-        preprocessing_mean: per-channel mean on the 0..255 scale.
-        preprocessing_std: per-channel standard deviation on the 0..255 scale.
+        preprocessing_mean: per-channel mean on the 0..255 scale; None: the
+            CIFAR-10 mean (``CIFAR10_MEAN``), or the reference's with
+            ``weights="cifar10"``.
+        preprocessing_std: per-channel standard deviation on the 0..255
+            scale; None: ``CIFAR10_STD``, or the reference's with
+            ``weights="cifar10"``.
         pooling: with ``include_top=False``: None for the last feature map,
             "avg" or "max" for a pooled vector.
         classifier_activation: None returns logits, "softmax" probabilities.
@@ -106,6 +112,11 @@ def resnet_cifar(
             here, as Keras L2 regularisers of ``weight_decay / 2`` (the gradient
             of ``c * w**2`` is ``2 * c * w``), and nowhere else: train with a
             plain SGD optimizer without its own ``weight_decay``. 0 disables it.
+        weights: None (random initialisation), "cifar10" (the shipped
+            CIFAR-10 weights of ResNet20/32/44/56, option A; see
+            ``pretrained.py``) or the path to a ``.weights.h5`` file of the
+            same network. With "cifar10" and ``include_top=False`` every
+            weight but the classifier is loaded.
         name: model name; defaults to ``resnet20``, ``resnet56_b``,
             ``plain32`` and so on.
 
@@ -115,7 +126,9 @@ def resnet_cifar(
     Raises:
         ValueError: on a depth not of the form 6n+2, n < 1, a shortcut other
             than A or B, num_classes < 1, an input smaller than 8x8, or not 3
-            channels while preprocessing is on, and other bad arguments.
+            channels while preprocessing is on, weights that do not exist for
+            the network, and other bad arguments.
+        pretrained.WeightsError: a shipped weights file is missing or corrupt.
 
     Example:
 
@@ -124,6 +137,7 @@ def resnet_cifar(
     'resnet20'
     >>> model.output_shape
     (None, 10)
+    >>> pretrained = resnet_cifar(20, weights="cifar10")  # raw 0..255 pixels in
 
     Reference:
         He et al., "Deep Residual Learning for Image Recognition", section 4.2.
@@ -143,8 +157,23 @@ def resnet_cifar(
             "weight_decay must be a number >= 0. "
             f"Received: weight_decay={weight_decay!r}"
         )
+    default_name = model_name(n, residual, shortcut)
+    entry = pretrained.check(weights, model_name=default_name, residual=residual, shortcut=shortcut,
+                             include_top=include_top, num_classes=num_classes)
+    if entry is not None:
+        if preprocessing_mean is not None or preprocessing_std is not None:
+            raise ValueError(
+                f"weights={weights!r} were trained with the reference's input normalisation, "
+                "which the model then carries; leave preprocessing_mean and preprocessing_std unset. "
+                f"Received: preprocessing_mean={preprocessing_mean!r}, preprocessing_std={preprocessing_std!r}"
+            )
+        preprocessing_mean, preprocessing_std = pretrained.REFERENCE_MEAN, pretrained.REFERENCE_STD
+    if preprocessing_mean is None:
+        preprocessing_mean = CIFAR10_MEAN
+    if preprocessing_std is None:
+        preprocessing_std = CIFAR10_STD
     if name is None:
-        name = _default_name(n, residual, shortcut)
+        name = default_name
 
     regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
     conv = functools.partial(
@@ -202,7 +231,38 @@ def resnet_cifar(
     # Keras walks the functional graph recursively, a few frames per layer:
     # ResNet1202 (about 6,000 layers) needs far more than Python's default 1,000.
     with _recursion_limit(1_000 + 250 * n):
-        return keras.Model(inputs, x, name=name)
+        model = keras.Model(inputs, x, name=name)
+    if weights is not None:
+        load_weights(model, weights, n=n, residual=residual, shortcut=shortcut)
+    return model
+
+
+def load_weights(model, weights, *, n, residual=True, shortcut="A"):
+    """Loads shipped weights ("cifar10") or a ``.weights.h5`` file into a built model.
+
+    A shipped file fits the full 10-class network: that network is built once
+    more, loaded, and copied layer by layer, so a model without the top or
+    with a new classifier (fine-tuning on CIFAR-100) gets every other weight.
+
+    Args:
+        model: a ``resnet_cifar`` model of the same ``n``, ``residual`` and
+            ``shortcut``.
+        weights: "cifar10" or a path, as ``resnet_cifar`` takes them.
+        n: blocks per stage of ``model``.
+        residual: False for a plain net.
+        shortcut: "A" or "B".
+
+    Raises:
+        ValueError: no shipped weights for this network, or a file that does
+            not fit ``model``.
+        pretrained.WeightsError: a shipped file is missing or corrupt.
+    """
+    entry = pretrained.check(weights, model_name=model_name(n, residual, _check_shortcut(shortcut)),
+                             residual=residual, shortcut=_check_shortcut(shortcut), include_top=False,
+                             num_classes=None)
+    # The input normalisation holds no weights, so the copy source needs none.
+    pretrained.load(model, weights, entry, lambda: resnet_cifar(
+        n=n, residual=residual, shortcut=shortcut, include_preprocessing=False, weight_decay=0))
 
 
 @contextlib.contextmanager
@@ -293,7 +353,8 @@ def _preprocessing(mean, std):
     )
 
 
-def _default_name(n, residual, shortcut):
+def model_name(n, residual=True, shortcut="A"):
+    """The variant name: ``resnet20``, ``resnet56_b``, ``plain32``."""
     depth = 6 * n + 2
     if not residual:
         return f"plain{depth}"

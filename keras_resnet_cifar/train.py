@@ -25,14 +25,14 @@ import numpy as np
 import tensorflow as tf
 
 import keras_resnet_cifar
-from keras_resnet_cifar import files, input_pipeline, resnet, schedules
+from keras_resnet_cifar import files, input_pipeline, pretrained, resnet, schedules
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "mirrored", "one_device")
 # Settings that must match to resume a run in the same model_dir.
 _RESUME_KEYS = ("n", "residual", "shortcut", "dataset", "batch_size", "schedule",
                 "learning_rate", "total_steps", "steps_per_epoch", "validation_split", "seed",
-                "precision")
+                "precision", "init_weights")
 
 
 class TrainingError(Exception):
@@ -75,6 +75,10 @@ class TrainConfig:
         overwrite: replace a finished run in ``model_dir``.
         verbose: 1 progress bar, 2 one line per epoch; None: 1 on a terminal.
         export: also write a TF Serving SavedModel to ``model_dir/export``.
+        init_weights: start from "cifar10" (the shipped weights, with their
+            input normalisation; a new classifier where the dataset has
+            other than 10 classes) or a ``.weights.h5`` file of the same
+            network; None: random initialisation.
     """
 
     n: int = 3
@@ -102,6 +106,7 @@ class TrainConfig:
     overwrite: bool = False
     verbose: int | None = None
     export: bool = True
+    init_weights: str | None = None
 
 
 def check_config(config):
@@ -128,6 +133,14 @@ def check_config(config):
     for ok, message in checks:
         if not ok:
             raise TrainingError(message)
+    if config.init_weights is not None:
+        try:
+            pretrained.check(config.init_weights, model_name=resnet.model_name(config.n, config.residual, config.shortcut),
+                             residual=config.residual, shortcut=config.shortcut, include_top=False, num_classes=None)
+        except ValueError as e:
+            raise TrainingError(f"--init_weights: {e}") from None
+        if not pretrained.is_named(config.init_weights) and not os.path.isfile(config.init_weights):
+            raise TrainingError(f"--init_weights {config.init_weights} does not exist")
 
 
 def resolve_precision(precision):
@@ -275,6 +288,10 @@ def train_and_evaluate(config, log=print):
     try:
         with strategy.scope():
             model = _build(config, data.num_classes)
+            if config.init_weights and not resuming:
+                resnet.load_weights(model, config.init_weights, n=config.n, residual=config.residual,
+                                    shortcut=config.shortcut)
+                log(f"Initialised from {config.init_weights}")
             model.compile(
                 optimizer=keras.optimizers.SGD(schedule, momentum=config.momentum),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -351,11 +368,17 @@ def export_card(dataset, metrics):
 
 
 def _build(config, num_classes):
+    if pretrained.is_named(config.init_weights):
+        # Pretrained weights keep working only on the inputs they were trained on.
+        mean, std = pretrained.REFERENCE_MEAN, pretrained.REFERENCE_STD
+    elif config.dataset == "cifar100":
+        mean, std = resnet.CIFAR100_MEAN, resnet.CIFAR100_STD
+    else:
+        mean, std = resnet.CIFAR10_MEAN, resnet.CIFAR10_STD
     return resnet.resnet_cifar(
         n=config.n, residual=config.residual, shortcut=config.shortcut,
         num_classes=num_classes, weight_decay=config.weight_decay,
-        preprocessing_mean=resnet.CIFAR100_MEAN if config.dataset == "cifar100" else resnet.CIFAR10_MEAN,
-        preprocessing_std=resnet.CIFAR100_STD if config.dataset == "cifar100" else resnet.CIFAR10_STD,
+        preprocessing_mean=mean, preprocessing_std=std,
     )
 
 

@@ -16,7 +16,8 @@ from absl import flags  # noqa: E402
 
 from tools import cli  # noqa: E402
 
-flags.DEFINE_string("model", None, "A .keras model file (labels.txt beside it names the classes).")
+flags.DEFINE_string("model", None, "A .keras model file (labels.txt beside it names the classes), or a "
+                    "pretrained model by name: resnet20:cifar10, resnet32:cifar10, resnet44:cifar10, resnet56:cifar10.")
 flags.DEFINE_string("data_dir", None, "Image folder, CIFAR batches or prepared tfds directory.")
 flags.DEFINE_enum("dataset", "cifar10", ["cifar10", "cifar100"], "Dataset (tfds and batches layouts).")
 flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Which split; val as training held it out.")
@@ -30,31 +31,29 @@ FLAGS = flags.FLAGS
 def main(argv):
     cli.reject_extra_args(argv)
     if not FLAGS.model:
-        raise cli.UsageError("--model is required (a .keras file)")
-    if not os.path.isfile(FLAGS.model):
+        raise cli.UsageError("--model is required (a .keras file or a name such as resnet20:cifar10)")
+    from keras_resnet_cifar import evaluate, files, input_pipeline, loading
+
+    if loading.parse_spec(FLAGS.model) is None and not os.path.isfile(FLAGS.model):
         raise cli.UsageError(f"--model {FLAGS.model} does not exist")
-    import keras
-
-    from keras_resnet_cifar import evaluate, input_pipeline
-
     config_path = os.path.join(os.path.dirname(os.path.abspath(FLAGS.model)), "config.json")
-    saved = json.load(open(config_path)) if os.path.exists(config_path) else {}
+    saved = json.load(open(config_path)) if loading.parse_spec(FLAGS.model) is None and os.path.exists(config_path) else {}
     validation_split = FLAGS.validation_split if FLAGS.validation_split is not None else saved.get("validation_split", 0.1)
     seed = FLAGS.seed if FLAGS.seed is not None else saved.get("seed", 0)
 
     data = input_pipeline.load_dataset(FLAGS.dataset, FLAGS.data_dir)
     print(data.describe())
     images, labels = evaluate.split_images(data, FLAGS.split, validation_split, seed)
-    names = evaluate.load_class_names(FLAGS.model) or data.class_names
+    loaded = loading.load(FLAGS.model)
+    names = loaded.class_names or data.class_names
     if names != data.class_names:
-        print(f"note: using class names from labels.txt: {', '.join(names)}")
-    model = keras.models.load_model(FLAGS.model)
-    result = evaluate.evaluate(model, images, labels, names, FLAGS.batch_size)
+        print(f"note: using the model's class names: {', '.join(names)}")
+    result = evaluate.evaluate(loaded.model, images, labels, names, FLAGS.batch_size)
     result.update(model=FLAGS.model, split=FLAGS.split, data=data.source)
     print(f"{FLAGS.model} on {FLAGS.split} split")
     print(evaluate.format_report(result))
     if FLAGS.json:
-        evaluate.write_json(result, FLAGS.json)
+        files.write_json(FLAGS.json, result)
         print(f"wrote {FLAGS.json}")
     return 0
 

@@ -19,7 +19,8 @@ from absl import flags  # noqa: E402
 
 from tools import cli  # noqa: E402
 
-flags.DEFINE_string("model", None, "A .keras model file.")
+flags.DEFINE_string("model", None, "A .keras model file, or a pretrained model by name: resnet20:cifar10, "
+                    "resnet32:cifar10, resnet44:cifar10, resnet56:cifar10.")
 flags.DEFINE_string("model_dir", None, "Alternatively a training run directory (model.keras, labels.txt, metrics.json).")
 flags.DEFINE_string("export_base", None, "The base directory TF Serving watches.")
 flags.DEFINE_string("model_name", None, "Served model name (sub-directory). Default: the Keras model's name.")
@@ -35,22 +36,20 @@ def main(argv):
     if not FLAGS.export_base:
         raise cli.UsageError("--export_base is required")
     path = FLAGS.model or os.path.join(FLAGS.model_dir, "model.keras")
-    if not os.path.isfile(path):
+    from keras_resnet_cifar import export, loading, train
+
+    if loading.parse_spec(path) is None and not os.path.isfile(path):
         raise cli.UsageError(f"{path} does not exist")
-    import keras
-
-    from keras_resnet_cifar import evaluate, export, train
-
-    card = {}
-    metrics_path = os.path.join(os.path.dirname(os.path.abspath(path)), "metrics.json")
-    config_path = os.path.join(os.path.dirname(os.path.abspath(path)), "config.json")
-    if os.path.exists(metrics_path) and os.path.exists(config_path):
-        with open(metrics_path) as f, open(config_path) as g:
-            card = train.export_card(json.load(g).get("dataset"), json.load(f))
-    model = keras.models.load_model(path)
-    out = export.export_saved_model(model, FLAGS.export_base, FLAGS.model_name, FLAGS.version,
-                                    class_names=evaluate.load_class_names(path), card=card,
-                                    warmup=FLAGS.warmup)
+    loaded = loading.load(path)
+    card = loaded.card
+    if loaded.run_dir:
+        metrics_path = os.path.join(loaded.run_dir, "metrics.json")
+        config_path = os.path.join(loaded.run_dir, "config.json")
+        if os.path.exists(metrics_path) and os.path.exists(config_path):
+            with open(metrics_path) as f, open(config_path) as g:
+                card = train.export_card(json.load(g).get("dataset"), json.load(f))
+    out = export.export_saved_model(loaded.model, FLAGS.export_base, FLAGS.model_name, FLAGS.version,
+                                    class_names=loaded.class_names, card=card, warmup=FLAGS.warmup)
     print(f"exported {path} to {out}")
     return 0
 

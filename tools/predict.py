@@ -2,6 +2,7 @@
 
 Examples:
     python tools/predict.py --model=runs/resnet20/model.keras cat.png ship.jpg
+    python tools/predict.py --model=resnet56:cifar10 ../shared/cifar10-jpeg/train/cat/0001.jpg
     python tools/predict.py --model=runs/resnet20/export/resnet20/1 --npy=batch.npy --top_k=3 --json
 """
 
@@ -16,7 +17,8 @@ from absl import flags  # noqa: E402
 
 from tools import cli  # noqa: E402
 
-flags.DEFINE_string("model", None, "A .keras file or a SavedModel version directory.")
+flags.DEFINE_string("model", None, "A .keras file, a SavedModel version directory, or a pretrained model "
+                    "by name: resnet20:cifar10, resnet32:cifar10, resnet44:cifar10, resnet56:cifar10.")
 flags.DEFINE_string("npy", None, "A .npy batch [N, 32, 32, 3] of 0..255 pixels instead of image files.")
 flags.DEFINE_integer("top_k", 5, "How many classes to show per image.")
 flags.DEFINE_bool("json", False, "Print JSON instead of text.")

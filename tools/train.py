@@ -52,6 +52,8 @@ flags.DEFINE_enum("strategy", "auto", ["auto", "mirrored", "one_device"],
 flags.DEFINE_integer("steps_per_execution", 1, "Train steps per graph call.")
 flags.DEFINE_bool("overwrite", False, "Replace a finished run in --model_dir.")
 flags.DEFINE_bool("export", True, "Also export a TF Serving SavedModel to <model_dir>/export/<name>/<version>.")
+flags.DEFINE_string("init_weights", None, "Start from pretrained weights: cifar10 (ResNet20/32/44/56 option A; "
+                    "with --dataset=cifar100 the classifier is new) or a .weights.h5 file of the same network.")
 flags.DEFINE_integer("verbose", None, "1: progress bar; 2: one line per epoch. Default: 1 on a terminal.")
 FLAGS = flags.FLAGS
 
@@ -61,8 +63,9 @@ def main(argv):
     n = cli.resolve_n(FLAGS.n, FLAGS.depth, default=3)
     from keras_resnet_cifar import train  # after the flag checks: TensorFlow takes seconds to import
 
-    name = f"{'plain' if FLAGS.plain else 'resnet'}{6 * n + 2}" + (
-        "_b" if FLAGS.shortcut == "B" and not FLAGS.plain else "")
+    from keras_resnet_cifar import resnet
+
+    name = resnet.model_name(n, not FLAGS.plain, FLAGS.shortcut)
     config = train.TrainConfig(
         n=n, residual=not FLAGS.plain, shortcut=FLAGS.shortcut, dataset=FLAGS.dataset,
         data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir or os.path.join("runs", name),
@@ -73,7 +76,7 @@ def main(argv):
         validation_split=FLAGS.validation_split, precision=FLAGS.precision, xla=FLAGS.xla,
         seed=FLAGS.seed, deterministic=FLAGS.deterministic, strategy=FLAGS.strategy,
         steps_per_execution=FLAGS.steps_per_execution, overwrite=FLAGS.overwrite,
-        verbose=FLAGS.verbose, export=FLAGS.export,
+        verbose=FLAGS.verbose, export=FLAGS.export, init_weights=FLAGS.init_weights,
     )
     train.train_and_evaluate(config)
     return 0
