@@ -11,10 +11,13 @@ setup(
     license="Apache-2.0",
     packages=find_packages(include=["keras_resnet_cifar", "keras_resnet_cifar.*"]),
     # The pretrained CIFAR-10 weights and their licence (pretrained.py pins the hashes).
-    package_data={"keras_resnet_cifar": ["weights/*.weights.h5", "weights/LICENSE"]},
+    package_data={"keras_resnet_cifar.models": ["weights/*.weights.h5", "weights/LICENSE"]},
     python_requires=">=3.10",
     install_requires=[
-        "tensorflow>=2.18",
+        "tensorflow>=2.21",
+        # TF Serving's PredictionLog protos for the warm-up records; its
+        # versions follow TensorFlow's (2.21 needs tensorflow>=2.21,<3).
+        "tensorflow-serving-api>=2.21,<3",
         "keras>=3.13",  # TerminateOnNaN(raise_error=True)
         "tensorflow-datasets>=4.9",
         # tensorflow-datasets 4.9.10 imports it on Python >= 3.9 without
@@ -33,12 +36,12 @@ setup(
         # matplotlib: the diagram and plain-vs-residual plot tests.
         # setuptools: the wheel test builds without network (bdist_wheel is
         # built in from 70.1).
-        "test": ["pytest", "jax", "torch==2.13.0", "matplotlib", "setuptools>=70.1"],
+        "test": ["pytest", "jax", "torch==2.13.0", "matplotlib", "setuptools>=70.1", "ruff"],
         # Diagrams and the plain-vs-residual study (tools/make_docs.py, tools/compare.py).
         "study": ["matplotlib"],
         # Reading PyTorch checkpoints (tools/convert_weights.py).
         # 2.13.0 is the CPU build; an open range resolves to a CUDA build of several GB.
         "torch": ["torch==2.13.0"],
-        "gpu": ["tensorflow[and-cuda]>=2.18"],
+        "gpu": ["tensorflow[and-cuda]>=2.21"],
     },
 )

@@ -1,7 +1,15 @@
-"""Writes that never leave half a file: a temporary name, then a rename."""
+"""Writes that never leave half a file (a temporary name, then a rename), and fault hooks."""
 
 import json
 import os
+import re
+import shutil
+import sys
+import time
+
+# Every temporary is ".tmp-<pid>-<final name>" beside its final name, so the
+# temporaries of a killed process can be told apart and removed.
+_TEMPORARY = re.compile(r"^\.tmp-(\d+)-(.+)$")
 
 
 class WriteError(Exception):
@@ -15,10 +23,59 @@ def _remove(path):
         pass
 
 
-def _atomic(path, tmp, write):
-    """Calls ``write(tmp)``, then renames ``tmp`` to ``path``; cleans up on failure."""
+def temporary_path(path):
+    """Where this process writes ``path`` before renaming it there."""
+    directory, name = os.path.split(os.path.abspath(path))
+    return os.path.join(directory, f".tmp-{os.getpid()}-{name}")
+
+
+def remove_stale_temporaries(directory, name=None):
+    """Removes the temporaries (files or folders) in ``directory`` of processes that are gone.
+
+    Args:
+        directory: where to look.
+        name: only the temporaries of this final name; None: all.
+
+    Returns:
+        The names removed.
+    """
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        match = _TEMPORARY.match(entry)
+        if not match or (name is not None and match.group(2) != name) or _alive(int(match.group(1))):
+            continue
+        path = os.path.join(directory, entry)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            _remove(path)
+        removed.append(entry)
+    return removed
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _atomic(path, write):
+    """Calls ``write(tmp)``, then renames ``tmp`` to ``path``; cleans up on failure.
+
+    A killed writer's temporary of the same name is removed first.
+    """
+    tmp = temporary_path(path)
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        remove_stale_temporaries(os.path.dirname(os.path.abspath(path)), os.path.basename(path))
         write(tmp)
         os.replace(tmp, path)
     except OSError as e:
@@ -31,15 +88,13 @@ def save_model(model, path):
 
     A crash or a full disk leaves the previous file (or none), never half a model.
     """
-    # Keras insists on the .keras ending, so the temporary name keeps it.
-    directory, name = os.path.split(os.path.abspath(path))
-    _atomic(path, os.path.join(directory, f".tmp-{os.getpid()}-{name}"), model.save)
+    # Keras insists on the .keras ending, which the temporary name keeps.
+    _atomic(path, model.save)
 
 
 def save_weights(model, path):
     """Saves a Keras model's weights to ``path`` (.weights.h5) through a temporary file."""
-    directory, name = os.path.split(os.path.abspath(path))
-    _atomic(path, os.path.join(directory, f".tmp-{os.getpid()}-{name}"), model.save_weights)
+    _atomic(path, model.save_weights)
 
 
 def write_text(path, text):
@@ -47,7 +102,7 @@ def write_text(path, text):
         with open(tmp, "w") as f:
             f.write(text)
 
-    _atomic(path, f"{path}.tmp-{os.getpid()}", write)
+    _atomic(path, write)
 
 
 def write_json(path, obj):
@@ -62,12 +117,35 @@ def write_npz(path, arrays):
         with open(tmp, "wb") as f:  # a file object: numpy adds no ".npz" to the name
             np.savez(f, **arrays)
 
-    _atomic(path, f"{path}.tmp-{os.getpid()}", write)
+    _atomic(path, write)
+
+
+def error_text(error, limit=200):
+    """An exception's message for a one-line error: its first line, without TensorFlow internals.
+
+    ``{{function_node __wrapped__DecodeImage_...}}`` and ``[Op:...]`` say
+    where in TensorFlow an op error arose, which tells a user nothing.
+    """
+    text = (getattr(error, "message", None) or str(error)).strip()
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text.splitlines()[0] if text else "")
+    return re.sub(r"\s*\[Op:[^\]]*\](\s*name:.*)?", "", text).strip()[:limit] or type(error).__name__
+
+
+# Fault-injection hook for the kill tests: with this variable naming a point,
+# the process stops there (printing so) until it is killed.
+PAUSE_ENV = "KERAS_RESNET_CIFAR_PAUSE_AT"
+
+
+def pause_point(name):
+    """Stops here for good when ``$KERAS_RESNET_CIFAR_PAUSE_AT`` is ``name`` (tests only)."""
+    if os.environ.get(PAUSE_ENV) == name:
+        print(f"paused at {name}", flush=True)
+        sys.stderr.flush()
+        while True:
+            time.sleep(60)
 
 
 def write_figure(fig, path, dpi=150):
     """Saves a matplotlib figure to ``path``; the extension (.png, .svg) picks the format."""
-    directory, name = os.path.split(os.path.abspath(path))
-    # savefig reads the format from the name, so the temporary name keeps the extension.
-    _atomic(path, os.path.join(directory, f".tmp-{os.getpid()}-{name}"),
-            lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
+    # savefig reads the format from the name, which the temporary name keeps.
+    _atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))

@@ -20,7 +20,7 @@ def images(num, num_classes=10, seed=0, size=32):
 def image_folder(root, classes, per_class, split="train", ext="png", seed=0, size=32):
     """Writes ``root/split/<class>/<i>.<ext>``; returns the images in file order."""
     x, y = images(per_class * len(classes), len(classes), seed, size)
-    for label, name in enumerate(classes):
+    for name in classes:
         os.makedirs(os.path.join(root, split, name), exist_ok=True)
     for i, (img, label) in enumerate(zip(x, y)):
         encoded = tf.io.encode_png(img) if ext == "png" else tf.io.encode_jpeg(img, quality=100)
@@ -32,8 +32,7 @@ def cifar10_batches(root, per_batch=20, seed=0):
     """Writes a cifar-10-batches-py directory; returns (train x, y, test x, y)."""
     path = os.path.join(root, "cifar-10-batches-py")
     os.makedirs(path, exist_ok=True)
-    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer",
-             b"dog", b"frog", b"horse", b"ship", b"truck"]
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
     _dump(os.path.join(path, "batches.meta"), {b"label_names": names})
     train_x, train_y = images(per_batch * 5, 10, seed)
     for i in range(5):

@@ -6,20 +6,29 @@ import sys
 
 import pytest
 
-from keras_resnet_cifar import benchmark, train
+from keras_resnet_cifar.study import benchmark
+from keras_resnet_cifar.training import device
 from tests.helpers import REPO
 
 
 def _tool(*args):
-    return subprocess.run([sys.executable, str(REPO / "tools" / "benchmark.py"), *args],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(REPO / "tools" / "benchmark.py"), *args], capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.slow
 def test_tool_writes_every_figure(tmp_path):
     out = tmp_path / "bench.json"
-    result = _tool("--depths=8", "--precisions=float32", "--xla=off", "--data=pipeline,synthetic",
-                   "--steps=2", "--warmup_steps=1", f"--json={out}")
+    result = _tool(
+        "--depths=8",
+        "--precisions=float32",
+        "--xla=off",
+        "--data=pipeline,synthetic",
+        "--steps=2",
+        "--warmup_steps=1",
+        f"--json={out}",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["machine"]["cpu_count"] >= 1 and report["machine"]["tensorflow"]
@@ -34,17 +43,52 @@ def test_tool_writes_every_figure(tmp_path):
     assert "img/s" in result.stdout and "saved_model" in result.stdout
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("--depths=21", "--depths: bad value 21"),
-    ("--precisions=float64", "--precisions: 'float64' is not one of"),
-    ("--xla=maybe", "--xla: 'maybe' is not one of"),
-    ("--steps=0", "--steps and --warmup_steps must be >= 1"),
-])
+@pytest.mark.slow
+def test_peer_figures_and_ratios(tmp_path):
+    out = tmp_path / "bench.json"
+    result = _tool(
+        "--depths=8",
+        "--precisions=float32",
+        "--xla=off",
+        "--data=synthetic",
+        "--steps=1",
+        "--warmup_steps=1",
+        "--peer=torch",
+        f"--json={out}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    peer = report["peer"]
+    assert peer["framework"].startswith("torch ")
+    assert [r["setting"] for r in peer["train"]] == ["float32", "channels_last", "bfloat16", "channels_last+bfloat16"]
+    best = max(r["images_per_sec"] for r in peer["train"])
+    (ours,) = report["train"]
+    assert ours["ratio_to_peer"] == pytest.approx(ours["images_per_sec"] / best)
+    for kind in ("keras", "saved_model"):
+        figures = report["inference"]["resnet8A"][kind]
+        assert figures["batch_ratio_to_peer"] > 0 and figures["latency_p50_ratio_to_peer"] > 0
+    assert "Ours as ratios to the peer's best" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--depths=21", "--depths: bad value 21"),
+        ("--precisions=float64", "--precisions: 'float64' is not one of"),
+        ("--xla=maybe", "--xla: 'maybe' is not one of"),
+    ],
+)
 def test_bad_flags_are_one_line(flag, message):
     result = _tool(flag)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: ") and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_numeric_flags_are_bounded():
+    result = _tool("--steps=0")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("FATAL Flags parsing error: flag --steps=0: 0 is not a positive integer")
 
 
 def test_latency_percentiles_are_ordered():
@@ -55,19 +99,19 @@ def test_latency_percentiles_are_ordered():
 
 
 def test_xla_default_is_on_only_for_emulated_bfloat16(monkeypatch):
-    monkeypatch.setattr(train, "cpu_has_amx", lambda: False)
-    assert train.resolve_xla(None, "float32", deterministic=False, replicas=1) is False
-    assert train.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=1) is True
-    assert train.resolve_xla(None, "mixed_bfloat16", deterministic=True, replicas=1) is False
-    assert train.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=2) is False
-    assert train.resolve_xla(True, "float32", deterministic=False, replicas=1) is True
-    monkeypatch.setattr(train, "cpu_has_amx", lambda: True)
-    assert train.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=1) is False
+    monkeypatch.setattr(device, "cpu_has_amx", lambda: False)
+    assert device.resolve_xla(None, "float32", deterministic=False, replicas=1) is False
+    assert device.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=1) is True
+    assert device.resolve_xla(None, "mixed_bfloat16", deterministic=True, replicas=1) is False
+    assert device.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=2) is False
+    assert device.resolve_xla(True, "float32", deterministic=False, replicas=1) is True
+    monkeypatch.setattr(device, "cpu_has_amx", lambda: True)
+    assert device.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=1) is False
 
 
 def test_auto_precision_follows_amx(monkeypatch):
-    monkeypatch.setattr(train, "cpu_has_amx", lambda: True)
-    assert train.resolve_precision("auto") == "mixed_bfloat16"
-    monkeypatch.setattr(train, "cpu_has_amx", lambda: False)
-    assert train.resolve_precision("auto") == "float32"
-    assert train.resolve_precision("mixed_float16") == "mixed_float16"
+    monkeypatch.setattr(device, "cpu_has_amx", lambda: True)
+    assert device.resolve_precision("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(device, "cpu_has_amx", lambda: False)
+    assert device.resolve_precision("auto") == "float32"
+    assert device.resolve_precision("mixed_float16") == "mixed_float16"

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from keras_resnet_cifar import compare
+from keras_resnet_cifar.study import compare
 from tests import datagen
 from tests.helpers import REPO
 
@@ -23,8 +23,9 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("compare")
     datagen.image_folder(tmp / "data", CLASSES, per_class=8)
     lines = []
-    dirs = compare.train_runs([8], str(tmp / "runs"), data_dir=str(tmp / "data"), steps=4, steps_per_epoch=2,
-                              batch_size=8, log=lines.append)
+    dirs = compare.train_runs(
+        [8], str(tmp / "runs"), data_dir=str(tmp / "data"), steps=4, steps_per_epoch=2, batch_size=8, log=lines.append
+    )
     return tmp, dirs, lines
 
 
@@ -43,8 +44,9 @@ def test_runs_and_curves(runs):
         assert np.all(np.isfinite(curve["val_error"]))
     # A second call reuses the finished runs instead of training again.
     again = []
-    compare.train_runs([8], str(tmp / "runs"), data_dir=str(tmp / "data"), steps=4, steps_per_epoch=2,
-                       batch_size=8, log=again.append)
+    compare.train_runs(
+        [8], str(tmp / "runs"), data_dir=str(tmp / "data"), steps=4, steps_per_epoch=2, batch_size=8, log=again.append
+    )
     assert again == [f"plain8: finished run in {dirs[0]}, reused", f"resnet8: finished run in {dirs[1]}, reused"]
 
 
@@ -55,8 +57,12 @@ def test_plot_curves_writes_png_svg_and_the_plotted_numbers(runs, tmp_path):
     assert open(png, "rb").read(8) == PNG
     assert "<svg" in open(svg).read()
     rows = _read_csv(table)
-    assert [(r["net"], int(r["step"])) for r in rows] == [("plain-8", 2), ("plain-8", 4), ("ResNet-8", 2),
-                                                          ("ResNet-8", 4)]
+    assert [(r["net"], int(r["step"])) for r in rows] == [
+        ("plain-8", 2),
+        ("plain-8", 4),
+        ("ResNet-8", 2),
+        ("ResNet-8", 4),
+    ]
     for row in rows:
         curve = curves[8, row["net"].startswith("ResNet")]
         i = [2, 4].index(int(row["step"]))
@@ -91,14 +97,21 @@ def test_read_curve_errors(tmp_path):
 
 
 def _tool(*args):
-    return subprocess.run([sys.executable, str(REPO / "tools/compare.py"), *args], capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(REPO / "tools/compare.py"), *args], capture_output=True, text=True, timeout=600
+    )
 
 
 def test_tool_plots_finished_runs(runs, tmp_path):
     tmp, _, _ = runs
-    out = _tool("--depths=8", "--notrain", f"--runs_dir={tmp / 'runs'}", f"--data_dir={tmp / 'data'}",
-                f"--out={tmp_path}", "--response_images=5")
+    out = _tool(
+        "--depths=8",
+        "--notrain",
+        f"--runs_dir={tmp / 'runs'}",
+        f"--data_dir={tmp / 'data'}",
+        f"--out={tmp_path}",
+        "--response_images=5",
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "plain-8" in out.stdout and "ResNet-8" in out.stdout
     for name in ("plain_vs_residual", "layer_responses"):

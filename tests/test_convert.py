@@ -13,7 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from keras_resnet_cifar import convert, input_pipeline, stats
+from keras_resnet_cifar.data import input_pipeline
+from keras_resnet_cifar.models import convert, stats
 from tests.helpers import REPO
 
 SHARED = REPO.parent / "shared"
@@ -55,7 +56,9 @@ class _TorchResNet(nn.Module):
 
     def forward(self, images):  # NHWC 0..255, normalised as the reference trained
         x = torch.as_tensor(images, dtype=torch.float32).permute(0, 3, 1, 2) / 255
-        x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(
+            1, 3, 1, 1
+        )
         x = F.relu(self.bn1(self.conv1(x)))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1))
@@ -127,10 +130,27 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(convert.ConversionError, match="unexpected key layer2.0.shortcut.0.weight .*option B"):
         convert.convert_state_dict(option_b)
     wrong = dict(state, **{"layer3.0.conv2.weight": np.zeros((64, 32, 3, 3), np.float32)})
-    with pytest.raises(convert.ConversionError, match=r"key layer3.0.conv2.weight has shape \(64, 32, 3, 3\), .* needs \(64, 64, 3, 3\)"):
+    with pytest.raises(
+        convert.ConversionError,
+        match=r"key layer3.0.conv2.weight has shape \(64, 32, 3, 3\), .* needs \(64, 64, 3, 3\)",
+    ):
         convert.convert_state_dict(wrong)
     with pytest.raises(convert.ConversionError, match="no layer1"):
         convert.convert_state_dict({"fc.weight": np.zeros((10, 512), np.float32)})
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo this must never run",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_with_the_reason(tmp_path):
+    torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "extra": _RunsCode()}, tmp_path / "hostile.th")
+    with pytest.raises(convert.ConversionError) as refused:
+        convert.read_checkpoint(tmp_path / "hostile.th")
+    message = str(refused.value)
+    assert message.startswith(f"refused checkpoint {tmp_path / 'hostile.th'}: it holds the Python global ")
+    assert "system" in message and "weights_only" not in message and "False" not in message
 
 
 def test_missing_torch_is_a_clear_error(monkeypatch):
@@ -141,19 +161,40 @@ def test_missing_torch_is_a_clear_error(monkeypatch):
 
 def test_tool_converts_and_reports_errors(tmp_path):
     path = _save(tmp_path, _random_reference(1))
-    out = subprocess.run([sys.executable, str(REPO / "tools/convert_weights.py"), f"--checkpoint={path}",
-                          f"--output={tmp_path / 'out' / 'model.keras'}", f"--export_base={tmp_path / 'serve'}"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools/convert_weights.py"),
+            f"--checkpoint={path}",
+            f"--output={tmp_path / 'out' / 'model.keras'}",
+            f"--export_base={tmp_path / 'serve'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "every tensor used once" in out.stdout
     signature = tf.saved_model.load(str(tmp_path / "serve" / "resnet8" / "1")).signatures["serving_default"]
     x = _pixels(2)
-    np.testing.assert_allclose(signature(image=tf.constant(x))["logits"].numpy(),
-                               keras.models.load_model(tmp_path / "out" / "model.keras")(x.astype("float32")), atol=1e-5)
+    np.testing.assert_allclose(
+        signature(image=tf.constant(x))["logits"].numpy(),
+        keras.models.load_model(tmp_path / "out" / "model.keras")(x.astype("float32")),
+        atol=1e-5,
+    )
     assert (tmp_path / "out" / "labels.txt").read_text().split()[0] == "airplane"
     (tmp_path / "bad.th").write_bytes(b"garbage")
-    out = subprocess.run([sys.executable, str(REPO / "tools/convert_weights.py"), f"--checkpoint={tmp_path / 'bad.th'}",
-                          f"--output={tmp_path / 'o.keras'}"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools/convert_weights.py"),
+            f"--checkpoint={tmp_path / 'bad.th'}",
+            f"--output={tmp_path / 'o.keras'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 1 and "error: cannot read checkpoint" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "o.keras").exists()
 
@@ -167,7 +208,9 @@ def _cifar_sample(per_class):
     return np.stack([tf.io.decode_jpeg(tf.io.read_file(f)).numpy() for f in files]), np.asarray(labels)
 
 
-@pytest.mark.skipif(not WEIGHTS.is_dir() or not IMAGES.is_dir(), reason="../shared/reference-weights or cifar10-jpeg absent")
+@pytest.mark.skipif(
+    not WEIGHTS.is_dir() or not IMAGES.is_dir(), reason="../shared/reference-weights or cifar10-jpeg absent"
+)
 @pytest.mark.parametrize("depth,params", [(20, 269_722), (32, 464_154), (44, 658_586), (56, 853_018)])
 def test_published_checkpoints_match_pytorch(depth, params):
     (checkpoint,) = glob.glob(str(WEIGHTS / f"resnet{depth}-*.th"))

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from keras_resnet_cifar import describe, resnet, stats
+from keras_resnet_cifar.models import resnet, stats
+from keras_resnet_cifar.study import describe
 from tests.helpers import REPO
 
 # ResNet20 option A by hand: conv1 3*3*3*16 + 2*16 BN; stage 1 six 3x3x16x16
@@ -76,7 +77,10 @@ def test_render_markdown_and_text():
     model = resnet.resnet_cifar(20)
     markdown = describe.render(model, "markdown")
     assert markdown.startswith("## resnet20: n = 3, 20 weighted layers\n")
-    assert "| stage 2 | 3 x [3x3 conv 32, 3x3 conv 32] | 2 | A: subsample stride 2, zero-pad channels 16 -> 32 | 0 | 16x16x32 | 51,072 | 6 |" in markdown
+    assert (
+        "| stage 2 | 3 x [3x3 conv 32, 3x3 conv 32] | 2 | A: subsample stride 2, zero-pad channels 16 -> 32 | 0 | 16x16x32 | 51,072 | 6 |"
+        in markdown
+    )
     assert "| total |  |  |  |  | 10 | 269,722 | 20 |" in markdown
     assert "| # layers | 1+6 | 6 | 6 |" in markdown
     text = describe.render(model)
@@ -94,8 +98,9 @@ def test_foreign_model_is_refused():
 
 
 def _tool(*args):
-    return subprocess.run([sys.executable, str(REPO / "tools/describe.py"), *args],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(REPO / "tools/describe.py"), *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_tool_prints_the_render_and_rejects_bad_flags():
@@ -104,7 +109,9 @@ def test_tool_prints_the_render_and_rejects_bad_flags():
     assert out.stdout == describe.render(resnet.resnet_cifar(56, shortcut="B"), "markdown")
     bad = _tool("--depth=21")
     assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines()[-1] == "error: --depth must be 6n+2 (20, 32, 44, 56, 110, 1202), got 21"
+    assert bad.stderr.strip().splitlines() == [
+        "error: --depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...). Received: depth=21"
+    ]
 
 
 def test_committed_architecture_tables_match_the_tool():

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_resnet_cifar import arrays, augment, input_pipeline
+from keras_resnet_cifar.data import arrays, augment, input_pipeline
 from tests import datagen
 from tests.helpers import REPO
 
@@ -80,7 +80,7 @@ def test_same_transform_as_the_tf_pipeline():
     padded = np.pad(x, [(0, 0), (4, 4), (4, 4), (0, 0)])
 
     def candidates(i):
-        crops = [padded[i, dy:dy + 32, dx:dx + 32] for dy in range(9) for dx in range(9)]
+        crops = [padded[i, dy : dy + 32, dx : dx + 32] for dy in range(9) for dx in range(9)]
         return crops + [c[:, ::-1] for c in crops]
 
     ours = keras.ops.convert_to_numpy(augment.pad_crop_flip(x, keras.random.SeedGenerator(0)))
@@ -92,8 +92,7 @@ def test_same_transform_as_the_tf_pipeline():
 
 def test_npz_round_trip_and_errors(tmp_path):
     images, labels = datagen.images(20)
-    data = arrays.Dataset(images, labels, None, None,
-                          [f"c{i}" for i in range(10)], "test")
+    data = arrays.Dataset(images, labels, None, None, [f"c{i}" for i in range(10)], "test")
     path = tmp_path / "d.npz"
     arrays.save_npz(data, str(path))
     back = arrays.load_npz(str(path))
@@ -104,26 +103,38 @@ def test_npz_round_trip_and_errors(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(arrays.DataError, match="not a readable .npz"):
         arrays.load_npz(str(tmp_path / "bad.npz"))
-    np.savez(tmp_path / "gray.npz", train_images=np.zeros((2, 32, 32), np.uint8),
-             train_labels=np.zeros(2, int), class_names=np.array(["a"]))
+    np.savez(
+        tmp_path / "gray.npz",
+        train_images=np.zeros((2, 32, 32), np.uint8),
+        train_labels=np.zeros(2, int),
+        class_names=np.array(["a"]),
+    )
     with pytest.raises(arrays.DataError, match=r"uint8 \[N, 32, 32, 3\]"):
         arrays.load_npz(str(tmp_path / "gray.npz"))
 
 
 def _run_without_tf(*args, backend="jax"):
     env = {"KERAS_BACKEND": backend, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-c", NO_TF, *args], capture_output=True, text=True,
-                          env=env, timeout=600)
+    return subprocess.run([sys.executable, "-c", NO_TF, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 @pytest.mark.slow
 def test_jax_training_without_tensorflow(tmp_path):
     images, labels = datagen.images(96, num_classes=4)
-    arrays.save_npz(arrays.Dataset(images, labels, images[:32], labels[:32], list("abcd"), "t"),
-                    str(tmp_path / "d.npz"))
-    result = _run_without_tf(str(REPO / "tools" / "train_arrays.py"), f"--data={tmp_path / 'd.npz'}",
-                             "--n=1", "--epochs=4", "--batch_size=16", "--schedule=cosine", "--lr=0.05",
-                             "--validation_split=0.25", f"--model_dir={tmp_path / 'run'}")
+    arrays.save_npz(
+        arrays.Dataset(images, labels, images[:32], labels[:32], list("abcd"), "t"), str(tmp_path / "d.npz")
+    )
+    result = _run_without_tf(
+        str(REPO / "tools" / "train_arrays.py"),
+        f"--data={tmp_path / 'd.npz'}",
+        "--n=1",
+        "--epochs=4",
+        "--batch_size=16",
+        "--schedule=cosine",
+        "--lr=0.05",
+        "--validation_split=0.25",
+        f"--model_dir={tmp_path / 'run'}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "backend jax" in result.stdout
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -135,8 +146,9 @@ def test_jax_training_without_tensorflow(tmp_path):
 
 
 def test_tool_errors_are_one_line_without_tensorflow(tmp_path):
-    result = _run_without_tf(str(REPO / "tools" / "train_arrays.py"), f"--data={tmp_path / 'no.npz'}",
-                             f"--model_dir={tmp_path / 'run'}")
+    result = _run_without_tf(
+        str(REPO / "tools" / "train_arrays.py"), f"--data={tmp_path / 'no.npz'}", f"--model_dir={tmp_path / 'run'}"
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == f"error: {tmp_path / 'no.npz'}: no such file"
     result = _run_without_tf(str(REPO / "tools" / "train_arrays.py"), "--depth=21")

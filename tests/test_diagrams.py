@@ -2,7 +2,8 @@
 
 import pytest
 
-from keras_resnet_cifar import diagrams, resnet
+from keras_resnet_cifar.models import resnet
+from keras_resnet_cifar.study import diagrams
 
 pytest.importorskip("matplotlib", reason="diagrams need matplotlib (the test extra installs it)")
 
@@ -11,8 +12,10 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def models():
-    return {kind: resnet.resnet_cifar(20, residual=kind != "plain", shortcut="B" if kind == "B" else "A")
-            for kind in ("A", "B", "plain")}
+    return {
+        kind: resnet.resnet_cifar(20, residual=kind != "plain", shortcut="B" if kind == "B" else "A")
+        for kind in ("A", "B", "plain")
+    }
 
 
 def test_identity_block(models):
@@ -27,8 +30,10 @@ def test_option_a_and_b_blocks_show_their_shortcut_layers(models):
     nodes, (skip,) = diagrams.block_nodes(models["A"], "conv3_block1")
     assert nodes[0].shape == "32x32x16" and nodes[1].label == "3x3 conv, 32, /2" and nodes[-1].shape == "16x16x32"
     assert skip.dashed and skip.label == "A: zero-padding"
-    assert [(b.label, b.shape) for b in skip.boxes] == [("subsample x[::2, ::2]", "16x16x16"),
-                                                         ("zero channels +8 / +8", "16x16x32")]
+    assert [(b.label, b.shape) for b in skip.boxes] == [
+        ("subsample x[::2, ::2]", "16x16x16"),
+        ("zero channels +8 / +8", "16x16x32"),
+    ]
     _, (skip,) = diagrams.block_nodes(models["B"], "conv4_block1")
     assert skip.label == "B: projection"
     assert [(b.label, b.shape) for b in skip.boxes] == [("1x1 conv, 64, /2", "8x8x64"), ("BN", "8x8x64")]
@@ -60,13 +65,19 @@ def test_stage_diagram(models):
 
 def test_draw_all_writes_valid_images(tmp_path):
     paths = diagrams.draw_all(1, tmp_path)
-    assert sorted(paths) == ["block_identity", "block_option_a", "block_option_b", "head", "initial_conv",
-                             "overview", "stage3"]
+    assert sorted(paths) == [
+        "block_identity",
+        "block_option_a",
+        "block_option_b",
+        "head",
+        "initial_conv",
+        "overview",
+        "stage3",
+    ]
     for path in paths.values():
         with open(path, "rb") as f:
             assert f.read(8) == PNG
-    svg = diagrams.draw([("ResNet-8", *diagrams.network_nodes(resnet.resnet_cifar(8)))], "t",
-                        str(tmp_path / "o.svg"))
+    svg = diagrams.draw([("ResNet-8", *diagrams.network_nodes(resnet.resnet_cifar(8)))], "t", str(tmp_path / "o.svg"))
     text = open(svg).read()
     assert "<svg" in text and "3x3 conv, 16" in text
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]

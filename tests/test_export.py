@@ -11,11 +11,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 import keras_resnet_cifar as krc
-from keras_resnet_cifar import export
-from keras_resnet_cifar.input_pipeline import CIFAR10_CLASSES
+from keras_resnet_cifar.data.input_pipeline import CIFAR10_CLASSES
+from keras_resnet_cifar.serving import export
 from tests.helpers import REPO
 
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
@@ -51,8 +50,13 @@ def test_layout_assets_and_versions(exported):
     base, out = exported
     path = out["A"][1]
     assert path == os.path.join(base, "resnet8", "1")
-    for name in ["saved_model.pb", "variables", "assets/labels.txt", "assets.extra/model_card.json",
-                 "assets.extra/tf_serving_warmup_requests"]:
+    for name in [
+        "saved_model.pb",
+        "variables",
+        "assets/labels.txt",
+        "assets.extra/model_card.json",
+        "assets.extra/tf_serving_warmup_requests",
+    ]:
         assert os.path.exists(os.path.join(path, name)), name
     assert not [d for d in os.listdir(os.path.join(base, "resnet8")) if d.startswith(".tmp")]
     card = json.load(open(os.path.join(path, "assets.extra", "model_card.json")))
@@ -107,8 +111,8 @@ def test_saved_model_cli_show_lists_contract(exported):
     out = subprocess.run([SAVED_MODEL_CLI, "show", "--dir", path, "--all"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    default = text[text.index("signature_def['serving_default']"):]
-    bytes_sig = text[text.index("signature_def['serving_bytes']"):text.index("signature_def['serving_default']")]
+    default = text[text.index("signature_def['serving_default']") :]
+    bytes_sig = text[text.index("signature_def['serving_bytes']") : text.index("signature_def['serving_default']")]
     assert "inputs['image'] tensor_info:\n        dtype: DT_UINT8\n        shape: (-1, 32, 32, 3)" in default
     assert "inputs['image_bytes'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in bytes_sig
     for sig in (default, bytes_sig):
@@ -121,9 +125,23 @@ def test_saved_model_cli_run(exported, tmp_path):
     model, path = exported[1]["A"]
     x = _pixels(1, seed=9)
     np.save(tmp_path / "image.npy", x)
-    out = subprocess.run([SAVED_MODEL_CLI, "run", "--dir", path, "--tag_set", "serve", "--signature_def",
-                          "serving_default", "--inputs", f"image={tmp_path / 'image.npy'}"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            SAVED_MODEL_CLI,
+            "run",
+            "--dir",
+            path,
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"image={tmp_path / 'image.npy'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "Result for output key probabilities" in out.stdout
     assert f"Result for output key class_ids:\n[{int(np.argmax(model(x.astype('float32'))))}]" in out.stdout
@@ -155,8 +173,11 @@ def test_rest_bodies_as_tf_serving_decodes_them(exported):
     assert np.array(reply2["outputs"]["logits"]).shape == (3, 10)
     assert np.array(reply2["outputs"]["class_ids"]).shape == (3,)
 
-    b64 = json.loads(json.dumps({"signature_name": "serving_bytes",
-                                 "instances": [{"b64": base64.b64encode(f).decode()} for f in files]}))
+    b64 = json.loads(
+        json.dumps(
+            {"signature_name": "serving_bytes", "instances": [{"b64": base64.b64encode(f).decode()} for f in files]}
+        )
+    )
     decoded = [base64.b64decode(item["b64"]) for item in b64["instances"]]
     out3 = signatures["serving_bytes"](image_bytes=tf.constant(decoded))
     np.testing.assert_allclose(out3["probabilities"].numpy(), out["probabilities"].numpy(), atol=1e-6)
@@ -168,46 +189,28 @@ def test_bad_inputs_are_clear_errors(exported):
         signatures["serving_default"](image=tf.constant(_pixels(1)[:, :28, :28]))
     with pytest.raises((ValueError, TypeError, tf.errors.InvalidArgumentError)):
         signatures["serving_default"](image=tf.constant(_pixels(1).astype(np.float32)))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
-        signatures["serving_bytes"](image_bytes=tf.constant([b"not an image"]))
+    good = tf.io.encode_png(_pixels(1)[0]).numpy()
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"serving_bytes: image.*\n?.*\b2\b.*is not a PNG or JPEG"):
+        signatures["serving_bytes"](image_bytes=tf.constant([good, good, b"not an image"]))
     small = tf.io.encode_png(np.zeros((28, 28, 3), np.uint8)).numpy()
     with pytest.raises(tf.errors.InvalidArgumentError, match="each image must be a 32x32 PNG or JPEG"):
         signatures["serving_bytes"](image_bytes=tf.constant([small]))
 
 
 def _prediction_log_class():
-    """PredictionLog declared here from tensorflow_serving's field numbers."""
-    t = descriptor_pb2.FieldDescriptorProto
-    f = descriptor_pb2.FileDescriptorProto(name="kr_test_warmup.proto", package="krtest", syntax="proto3",
-                                           dependency=["tensorflow/core/framework/tensor.proto"])
-    spec = f.message_type.add(name="ModelSpec")
-    spec.field.add(name="name", number=1, type=t.TYPE_STRING, label=t.LABEL_OPTIONAL)
-    spec.field.add(name="signature_name", number=3, type=t.TYPE_STRING, label=t.LABEL_OPTIONAL)
-    req = f.message_type.add(name="PredictRequest")
-    req.field.add(name="model_spec", number=1, type=t.TYPE_MESSAGE, label=t.LABEL_OPTIONAL, type_name=".krtest.ModelSpec")
-    entry = req.nested_type.add(name="InputsEntry")
-    entry.options.map_entry = True
-    entry.field.add(name="key", number=1, type=t.TYPE_STRING, label=t.LABEL_OPTIONAL)
-    entry.field.add(name="value", number=2, type=t.TYPE_MESSAGE, label=t.LABEL_OPTIONAL, type_name=".tensorflow.TensorProto")
-    req.field.add(name="inputs", number=2, type=t.TYPE_MESSAGE, label=t.LABEL_REPEATED,
-                  type_name=".krtest.PredictRequest.InputsEntry")
-    plog = f.message_type.add(name="PredictLog")
-    plog.field.add(name="request", number=1, type=t.TYPE_MESSAGE, label=t.LABEL_OPTIONAL, type_name=".krtest.PredictRequest")
-    log = f.message_type.add(name="PredictionLog")
-    log.field.add(name="predict_log", number=6, type=t.TYPE_MESSAGE, label=t.LABEL_OPTIONAL, type_name=".krtest.PredictLog")
-    pool = descriptor_pool.Default()
-    try:
-        pool.FindFileByName(f.name)
-    except KeyError:
-        pool.AddSerializedFile(f.SerializeToString())
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("krtest.PredictionLog"))
+    """TF Serving's own PredictionLog message, to read the records as the server does."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    return prediction_log_pb2.PredictionLog
 
 
 def test_warmup_requests_parse_and_run(exported):
     path = exported[1]["A"][1]
     signatures = tf.saved_model.load(path).signatures
     cls = _prediction_log_class()
-    records = list(tf.data.TFRecordDataset(os.path.join(path, "assets.extra", "tf_serving_warmup_requests")).as_numpy_iterator())
+    records = list(
+        tf.data.TFRecordDataset(os.path.join(path, "assets.extra", "tf_serving_warmup_requests")).as_numpy_iterator()
+    )
     assert 0 < len(records) <= 1000
     seen = set()
     for raw in records:
@@ -215,7 +218,7 @@ def test_warmup_requests_parse_and_run(exported):
         request = log.predict_log.request
         assert request.model_spec.name == "resnet8"
         signature = request.model_spec.signature_name
-        (key, proto), = request.inputs.items()
+        ((key, proto),) = request.inputs.items()
         value = tf.make_ndarray(proto)
         out = signatures[signature](**{key: tf.constant(value)})
         assert out["probabilities"].shape == (len(value), 10)
@@ -224,20 +227,21 @@ def test_warmup_requests_parse_and_run(exported):
 
 
 def _tool(name, *args):
-    return subprocess.run([sys.executable, str(REPO / "tools" / name), *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(REPO / "tools" / name), *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_export_and_predict_tools(tmp_path):
     model = krc.resnet_cifar(n=1)
     model.save(tmp_path / "model.keras")
     (tmp_path / "labels.txt").write_text("\n".join(f"class{i}" for i in range(10)) + "\n")
-    out = _tool("export.py", f"--model={tmp_path / 'model.keras'}", f"--export_base={tmp_path / 'serve'}",
-                "--model_name=cifar", "--version=3")
+    args = [f"--model={tmp_path / 'model.keras'}", f"--export_base={tmp_path / 'serve'}", "--model_name=cifar"]
+    out = _tool("export.py", *args, "--version=3")
     assert out.returncode == 0, out.stderr
     saved = tmp_path / "serve" / "cifar" / "3"
     assert (saved / "assets" / "labels.txt").read_text().split()[0] == "class0"
-    out = _tool("export.py", f"--model={tmp_path / 'model.keras'}", f"--export_base={tmp_path / 'serve'}",
-                "--model_name=cifar", "--version=3")
+    out = _tool("export.py", *args, "--version=3")  # the same version again
     assert out.returncode == 1 and "error:" in out.stderr and "never overwritten" in out.stderr
     out = _tool("export.py", f"--model={tmp_path / 'missing.keras'}", f"--export_base={tmp_path / 'serve'}")
     assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
@@ -246,8 +250,14 @@ def test_export_and_predict_tools(tmp_path):
     for i, image in enumerate(images):
         tf.io.write_file(str(tmp_path / f"img{i}.png"), tf.io.encode_png(image))
     np.save(tmp_path / "batch.npy", images)
-    keras_out = _tool("predict.py", f"--model={tmp_path / 'model.keras'}", "--top_k=2", "--json",
-                      str(tmp_path / "img0.png"), str(tmp_path / "img1.png"))
+    keras_out = _tool(
+        "predict.py",
+        f"--model={tmp_path / 'model.keras'}",
+        "--top_k=2",
+        "--json",
+        str(tmp_path / "img0.png"),
+        str(tmp_path / "img1.png"),
+    )
     assert keras_out.returncode == 0, keras_out.stderr
     saved_out = _tool("predict.py", f"--model={saved}", f"--npy={tmp_path / 'batch.npy'}", "--top_k=2", "--json")
     assert saved_out.returncode == 0, saved_out.stderr
@@ -272,11 +282,78 @@ def test_folded_batch_norm_matches_the_model(kwargs):
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             shape = layer.gamma.shape
-            layer.set_weights([rng.uniform(0.5, 1.5, shape), rng.normal(0, 0.1, shape),
-                               rng.normal(0, 0.1, shape), rng.uniform(0.5, 1.5, shape)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, shape),
+                    rng.normal(0, 0.1, shape),
+                    rng.normal(0, 0.1, shape),
+                    rng.uniform(0.5, 1.5, shape),
+                ]
+            )
     folded = export.fold_batch_norm(model)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
     assert all(layer.use_bias for layer in folded.layers if isinstance(layer, keras.layers.Conv2D))
     x = rng.integers(0, 256, (4, 32, 32, 3)).astype("float32")
     want, got = model(x).numpy(), folded(x).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_a_killed_export_leaves_no_version_and_the_next_export_cleans_up(tmp_path):
+    import os
+    import signal
+
+    from keras_resnet_cifar import files
+
+    krc.resnet_cifar(n=1).save(tmp_path / "model.keras")
+    cmd = [
+        sys.executable,
+        str(REPO / "tools" / "export.py"),
+        f"--model={tmp_path / 'model.keras'}",
+        f"--export_base={tmp_path / 'serve'}",
+        "--model_name=cifar",
+        "--nowarmup",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ, **{files.PAUSE_ENV: "export"}),
+    )
+    assert proc.stdout.readline().strip() == "paused at export"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (left,) = os.listdir(tmp_path / "serve" / "cifar")
+    assert left.startswith(".tmp-")  # TF Serving ignores it: not an integer
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert f"Removed 1 unfinished export(s) of processes that were stopped: {left}" in out.stdout
+    assert os.listdir(tmp_path / "serve" / "cifar") == ["1"]
+
+
+_CARDS = [(f"cifar{d}{s}", d, s) for d in (20, 32, 44, 56, 110) for s in ("A", "B", "none (plain)")] + [
+    ("imagenet18", 18, "B"),
+    ("imagenet34", 34, "B"),
+    ("imagenet34c", 34, "C"),
+    ("imagenet34a", 34, "A"),
+    ("imagenet50", 50, "B"),
+    ("imagenet101", 101, "B"),
+    ("imagenet152", 152, "B"),
+    ("imagenetplain18", 18, "none (plain)"),
+]
+
+
+def _card_model(key, depth, shortcut):
+    if key.startswith("cifar"):
+        if shortcut == "none (plain)":
+            return krc.resnet_cifar(depth, residual=False)
+        return krc.resnet_cifar(depth, shortcut=shortcut)
+    if shortcut == "none (plain)":
+        return krc.resnet_imagenet(depth, residual=False)
+    return krc.resnet_imagenet(depth, shortcut=shortcut)
+
+
+@pytest.mark.parametrize("key,depth,shortcut", _CARDS + [pytest.param("cifar1202A", 1202, "A", marks=pytest.mark.slow)])
+def test_the_model_card_states_the_true_depth_and_shortcut(key, depth, shortcut):
+    card = export.describe(_card_model(key, depth, shortcut))
+    assert (card["depth"], card["shortcut"]) == (depth, shortcut)

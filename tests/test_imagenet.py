@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_resnet_cifar import imagenet, imagenet_data, imagenet_train, stats
+from keras_resnet_cifar.data import imagenet_data
+from keras_resnet_cifar.models import imagenet, stats
+from keras_resnet_cifar.training import imagenet_train, schedules
 from tests import datagen
 from tests.helpers import REPO
 
@@ -18,8 +20,13 @@ WNIDS = ["n01440764", "n01443537", "n01484850", "n01491361"]
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"])
 def test_trainable_params_equal_torchvision(arch):
-    expected = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
-                "resnet101": 44_549_160, "resnet152": 60_192_808}[arch]
+    expected = {
+        "resnet18": 11_689_512,
+        "resnet34": 21_797_672,
+        "resnet50": 25_557_032,
+        "resnet101": 44_549_160,
+        "resnet152": 60_192_808,
+    }[arch]
     assert stats.trainable_params(imagenet.resnet_imagenet(arch)) == expected == imagenet.PARAMS[arch]
 
 
@@ -41,8 +48,7 @@ def test_layer_names_match_keras_applications():
     missing = [layer.name for layer in theirs.layers[1:] if layer.name not in names]
     assert missing == []
     # Same network but for the convolution biases keras.applications carries.
-    biases = sum(int(np.prod(layer.bias.shape)) for layer in theirs.layers
-                 if isinstance(layer, keras.layers.Conv2D))
+    biases = sum(int(np.prod(layer.bias.shape)) for layer in theirs.layers if isinstance(layer, keras.layers.Conv2D))
     assert theirs.count_params() == 25_636_712
     assert stats.trainable_params(theirs) - biases == stats.trainable_params(ours)
 
@@ -56,8 +62,8 @@ def test_shortcut_options_and_plain_nets():
     assert not any(isinstance(layer, keras.layers.Add) for layer in plain.layers)
     assert plain.name == "plain34" and imagenet.ResNet34(shortcut="C").name == "resnet34_c"
     # C projects on all 16 blocks, B on the 3 that change shape.
-    conv_c = sum(l.name.endswith("_0_conv") for l in imagenet.ResNet34(shortcut="C").layers)
-    conv_b = sum(l.name.endswith("_0_conv") for l in imagenet.ResNet34().layers)
+    conv_c = sum(layer.name.endswith("_0_conv") for layer in imagenet.ResNet34(shortcut="C").layers)
+    conv_b = sum(layer.name.endswith("_0_conv") for layer in imagenet.ResNet34().layers)
     assert (conv_b, conv_c) == (3, 16)
 
 
@@ -81,13 +87,16 @@ def test_multiply_adds_match_the_papers_table_1():
         assert abs(ours - gflops) < 0.1, (arch, ours)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(arch="resnet20"), "arch must be one of"),
-    (dict(shortcut="D"), "shortcut must be 'A', 'B' or 'C'"),
-    (dict(stride_on="2x2"), "stride_on must be"),
-    (dict(input_shape=(16, 16, 3)), "input_shape must be"),
-    (dict(num_classes=0), "num_classes"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(arch="resnet20"), "arch must be one of"),
+        (dict(shortcut="D"), "shortcut must be 'A', 'B' or 'C'"),
+        (dict(stride_on="2x2"), "stride_on must be"),
+        (dict(input_shape=(16, 16, 3)), "input_shape must be"),
+        (dict(num_classes=0), "num_classes"),
+    ],
+)
 def test_bad_arguments_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         imagenet.resnet_imagenet(**kwargs)
@@ -134,8 +143,17 @@ def test_tiny_run_trains_evaluates_exports_and_reloads(tmp_path):
     datagen.image_folder(tmp_path / "data", WNIDS, per_class=8, ext="jpg", size=64)
     datagen.image_folder(tmp_path / "data", WNIDS, per_class=2, split="val", ext="jpg", size=64, seed=1)
     config = imagenet_train.ImageNetConfig(
-        arch="resnet18", data_dir=str(tmp_path / "data"), model_dir=str(tmp_path / "run"), image_size=64,
-        batch_size=8, epochs=3, learning_rate=0.01, schedule="cosine", warmup_epochs=1, verbose=0)
+        arch="resnet18",
+        data_dir=str(tmp_path / "data"),
+        model_dir=str(tmp_path / "run"),
+        image_size=64,
+        batch_size=8,
+        epochs=3,
+        learning_rate=0.01,
+        schedule="cosine",
+        warmup_epochs=1,
+        verbose=0,
+    )
     lines = []
     metrics = imagenet_train.train_imagenet(config, log=lines.append)
     assert metrics["steps"] == 12 and metrics["val_top5_accuracy"] == 1.0  # 4 classes
@@ -159,14 +177,18 @@ def test_tiny_run_trains_evaluates_exports_and_reloads(tmp_path):
 
 
 def test_step_schedule_boundaries_and_warmup():
-    schedule = imagenet_train.make_schedule("step", 0.1, total_steps=900, warmup_steps=10)
+    schedule = schedules.make_schedule("step", 0.1, total_steps=900, warmup_steps=10)
+    # A built-in class: an optimizer saved with it loads with Keras alone.
+    assert type(schedule) is keras.optimizers.schedules.PiecewiseConstantDecay
     values = {s: float(schedule(s)) for s in (0, 9, 10, 299, 300, 599, 600, 799, 800, 899)}
-    assert values[0] == pytest.approx(0.01) and values[9] == pytest.approx(0.1)
+    # Warm-up at a tenth of the rate, as the paper's ResNet110.
+    assert values[0] == pytest.approx(0.01) and values[9] == pytest.approx(0.01)
     assert values[10] == pytest.approx(0.1) and values[299] == pytest.approx(0.1)
     assert values[300] == pytest.approx(0.01) and values[599] == pytest.approx(0.01)
     assert values[600] == pytest.approx(0.001) and values[799] == pytest.approx(0.001)
     assert values[800] == pytest.approx(0.0001) and values[899] == pytest.approx(0.0001)
-    cosine = imagenet_train.make_schedule("cosine", 0.1, total_steps=100, warmup_steps=10)
+    cosine = schedules.make_schedule("cosine", 0.1, total_steps=100, warmup_steps=10)
+    assert type(cosine) is keras.optimizers.schedules.CosineDecay
     assert float(cosine(10)) == pytest.approx(0.1) and float(cosine(100)) == pytest.approx(0.0, abs=1e-6)
 
 
@@ -176,8 +198,12 @@ def test_tool_errors_are_one_line(tmp_path):
     # TensorFlow's C++ start-up notices may come first; ours is the last line.
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: --data_dir is required")
-    result = subprocess.run([sys.executable, tool, f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'r'}"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, tool, f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'r'}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path} holds no prepared imagenet2012")
 
@@ -193,3 +219,55 @@ def test_tfds_imagenet2012_streams_encoded_images(tmp_path):
         assert images.shape == (2, 64, 64, 3) and images.dtype == tf.uint8 and labels.dtype == tf.int64
         images, _ = next(iter(imagenet_data.eval_dataset(source, 3, size=64)))
         assert images.shape == (3, 64, 64, 3)
+
+
+@pytest.mark.slow
+def test_a_killed_imagenet_run_refuses_other_settings_and_resumes_at_its_step(tmp_path):
+    import os
+    import signal
+
+    from keras_resnet_cifar import files
+
+    datagen.image_folder(tmp_path / "data", WNIDS, per_class=8, ext="jpg", size=40)
+
+    def cmd(model_dir, *extra):
+        return [
+            sys.executable,
+            str(REPO / "tools" / "train_imagenet.py"),
+            "--arch=resnet18",
+            f"--data_dir={tmp_path / 'data'}",
+            f"--model_dir={model_dir}",
+            "--image_size=32",
+            "--batch_size=8",
+            "--epochs=3",
+            "--lr=0.01",
+            "--deterministic",
+            "--noexport",
+            *extra,
+        ]
+
+    whole = subprocess.run(cmd(tmp_path / "whole"), capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    proc = subprocess.Popen(
+        cmd(tmp_path / "killed"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ, **{files.PAUSE_ENV: "step6"}),
+    )  # epoch 2 of 4-step epochs
+    assert any(line.strip() == "paused at step6" for line in proc.stdout)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    other = subprocess.run(
+        cmd(tmp_path / "killed", "--label_smoothing=0.1"), capture_output=True, text=True, timeout=600
+    )
+    assert other.returncode == 1
+    assert "holds an unfinished run with label_smoothing=0.0, not 0.1" in other.stderr
+    resumed = subprocess.run(cmd(tmp_path / "killed"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "1 epoch(s) done, going on with epoch 2" in resumed.stdout
+    # The same images in the same order from the resumed step on: the same weights.
+    a = keras.models.load_model(tmp_path / "whole" / "model.keras").get_weights()
+    b = keras.models.load_model(tmp_path / "killed" / "model.keras").get_weights()
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)

@@ -12,8 +12,7 @@ SCRIPT = textwrap.dedent(
     import keras, numpy as np
     assert keras.backend.backend() == "jax"
     import keras_resnet_cifar as krc
-    from keras_resnet_cifar import stats
-
+    from keras_resnet_cifar.models import stats
     x = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     y = np.arange(8) % 10
     for kwargs in [dict(shortcut="A"), dict(shortcut="B"), dict(residual=False)]:
@@ -37,8 +36,7 @@ def test_builds_trains_and_loads_under_jax(tmp_path):
     model = krc.ResNet20()
     model.save(tmp_path / "resnet20.keras")
     out = run_python(
-        SCRIPT.format(path=str(tmp_path / "resnet20.keras"), out=str(tmp_path / "jax.npy"),
-                      x=str(tmp_path / "x.npy")),
+        SCRIPT.format(path=str(tmp_path / "resnet20.keras"), out=str(tmp_path / "jax.npy"), x=str(tmp_path / "x.npy")),
         backend="jax",
     )
     lines = out.strip().splitlines()

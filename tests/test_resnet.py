@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 import keras_resnet_cifar as krc
-from keras_resnet_cifar import resnet, stats
-from keras_resnet_cifar.presets import CIFAR100_EXTRA_PARAMS, VARIANTS
+from keras_resnet_cifar.models import blocks, resnet, stats
+from keras_resnet_cifar.models.presets import CIFAR100_EXTRA_PARAMS, VARIANTS
 
 
 def _images(batch=2, size=32, seed=0):
@@ -32,9 +32,7 @@ def test_exact_sizes(n, kind):
     assert model.count_params() == stats.trainable_params(model) + stats.non_trainable_params(model)
 
 
-@pytest.mark.parametrize(
-    "name", [name for name, v in VARIANTS.items() if v.n < 200]
-)
+@pytest.mark.parametrize("name", [name for name, v in VARIANTS.items() if v.n < 200])
 def test_variant_table(name):
     v = VARIANTS[name]
     model = krc.from_preset(name)
@@ -88,8 +86,15 @@ def test_stage_shapes_and_names():
     }
     for name, shape in shapes.items():
         assert tuple(model.get_layer(name).output.shape) == shape
-    for name in ["conv1_conv", "conv1_bn", "conv2_block1_1_conv", "conv2_block1_2_bn",
-                 "conv3_block1_0_subsample", "conv3_block1_0_pad", "conv4_block1_add"]:
+    for name in [
+        "conv1_conv",
+        "conv1_bn",
+        "conv2_block1_1_conv",
+        "conv2_block1_2_bn",
+        "conv3_block1_0_subsample",
+        "conv3_block1_0_pad",
+        "conv4_block1_add",
+    ]:
         model.get_layer(name)
     b = krc.ResNet20(shortcut="B")
     assert b.get_layer("conv3_block1_0_conv").strides == (2, 2)
@@ -118,17 +123,17 @@ def test_head_options():
 @pytest.mark.parametrize("in_ch,out_ch,stride", [(16, 32, 2), (32, 64, 2), (5, 12, 2), (4, 7, 1)])
 def test_option_a_shortcut_values(in_ch, out_ch, stride):
     inputs = keras.Input((9, 10, in_ch))
-    layer_model = keras.Model(inputs, resnet._option_a_shortcut(inputs, out_ch, stride, name="s"))
+    layer_model = keras.Model(inputs, blocks.option_a_shortcut(inputs, out_ch, stride, name="s"))
     x = np.random.RandomState(1).normal(size=(2, 9, 10, in_ch)).astype("float32") + 3.0
     y = keras.ops.convert_to_numpy(layer_model(x))
     pad = out_ch - in_ch
     before = pad // 2
     sub = x[:, ::stride, ::stride, :]
     assert y.shape == sub.shape[:3] + (out_ch,)
-    np.testing.assert_array_equal(y[..., before:before + in_ch], sub)
+    np.testing.assert_array_equal(y[..., before : before + in_ch], sub)
     assert not np.any(y[..., :before])
-    assert not np.any(y[..., before + in_ch:])
-    assert y[..., before + in_ch:].shape[-1] == pad - before
+    assert not np.any(y[..., before + in_ch :])
+    assert y[..., before + in_ch :].shape[-1] == pad - before
 
 
 def test_option_a_inside_resnet20():
@@ -208,8 +213,10 @@ def test_batch_norm_matches_reference_settings():
 
 def test_backward_pass_changes_weights():
     model = krc.resnet_cifar(n=1)
-    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     before = [w.copy() for w in model.get_weights()]
     loss = model.train_on_batch(_images(8), np.arange(8) % 10)
     assert np.isfinite(loss)

@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_resnet_cifar import resnet, responses
+from keras_resnet_cifar.models import resnet
+from keras_resnet_cifar.study import responses
 
 
 def test_response_layers_are_the_bn_after_each_3x3_conv():
@@ -30,8 +31,14 @@ def _hand_built():
     kernel[1, 1] = np.eye(2)  # the centre tap copies each channel
     conv.set_weights([kernel])
     # gamma, beta, moving mean, moving variance per channel.
-    bn.set_weights([np.array([2.0, 0.5], "float32"), np.array([1.0, -3.0], "float32"),
-                    np.array([0.5, 0.0], "float32"), np.array([4.0, 1.0], "float32")])
+    bn.set_weights(
+        [
+            np.array([2.0, 0.5], "float32"),
+            np.array([1.0, -3.0], "float32"),
+            np.array([0.5, 0.0], "float32"),
+            np.array([4.0, 1.0], "float32"),
+        ]
+    )
     side.set_weights([np.eye(2, dtype="float32")[None, None] * 7])
     return model
 

@@ -55,8 +55,10 @@ def test_keras_file_loads_in_fresh_process_with_keras_only(tmp_path):
 
 
 def test_imagenet_keras_files_load_with_keras_only(tmp_path):
-    models = [krc.ResNet18(input_shape=(64, 64, 3), num_classes=10),
-              krc.ResNet50(shortcut="A", stride_on="1x1", input_shape=(64, 64, 3), num_classes=10),
-              krc.ResNet50(shortcut="C", input_shape=(64, 64, 3), num_classes=10)]
+    models = [
+        krc.ResNet18(input_shape=(64, 64, 3), num_classes=10),
+        krc.ResNet50(shortcut="A", stride_on="1x1", input_shape=(64, 64, 3), num_classes=10),
+        krc.ResNet50(shortcut="C", input_shape=(64, 64, 3), num_classes=10),
+    ]
     x = np.random.RandomState(1).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
     _reloads_identically(tmp_path, models, x)

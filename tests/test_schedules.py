@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_resnet_cifar import schedules
+from keras_resnet_cifar.training import schedules
 
 
 def _at(schedule, step):
@@ -50,7 +50,7 @@ def test_linear_scaling_and_paper_steps():
 
 def test_schedule_errors():
     with pytest.raises(ValueError, match="schedule must be one of"):
-        schedules.make_schedule("step", 0.1, 100)
+        schedules.make_schedule("bogus", 0.1, 100)
     with pytest.raises(ValueError, match="warmup_steps must be below"):
         schedules.make_schedule("paper", 0.1, 100, warmup_steps=60)
 

@@ -3,7 +3,7 @@
 import pytest
 
 import keras_resnet_cifar as krc
-from keras_resnet_cifar import stats
+from keras_resnet_cifar.models import stats
 
 
 @pytest.mark.parametrize("n", [1, 3, 9])

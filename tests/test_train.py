@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from keras_resnet_cifar import train
+from keras_resnet_cifar.training import train
 from tests import datagen
 from tests.helpers import REPO, run_python
 
@@ -21,9 +21,17 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 
 
 def _config(tmp_path, data_dir, **kwargs):
-    defaults = dict(n=1, data_dir=str(data_dir) if data_dir else None, model_dir=str(tmp_path / "run"),
-                    batch_size=16, epochs=3, schedule="cosine", learning_rate=0.05,
-                    validation_split=0.25, verbose=0)
+    defaults = dict(
+        n=1,
+        data_dir=str(data_dir) if data_dir else None,
+        model_dir=str(tmp_path / "run"),
+        batch_size=16,
+        epochs=3,
+        schedule="cosine",
+        learning_rate=0.05,
+        validation_split=0.25,
+        verbose=0,
+    )
     defaults.update(kwargs)
     return train.TrainConfig(**defaults)
 
@@ -75,7 +83,8 @@ def test_saved_model_reloads_float32_and_matches_metrics(folder_run):
     model_dir, data_dir, metrics, _ = folder_run
     model = keras.models.load_model(model_dir / "model.keras")
     assert model.output.dtype == "float32" and getattr(model, "optimizer", None) is None
-    from keras_resnet_cifar import input_pipeline
+    from keras_resnet_cifar.data import input_pipeline
+
     data = input_pipeline.load_dataset("cifar10", str(data_dir))
     predicted = np.argmax(model.predict(data.test_images.astype("float32"), verbose=0), axis=1)
     assert np.mean(predicted == data.test_labels) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
@@ -84,9 +93,18 @@ def test_saved_model_reloads_float32_and_matches_metrics(folder_run):
 def test_evaluate_tool(folder_run, tmp_path):
     model_dir, data_dir, metrics, _ = folder_run
     out = subprocess.run(
-        [sys.executable, str(REPO / "tools/evaluate.py"), f"--model={model_dir / 'model.keras'}",
-         f"--data_dir={data_dir}", "--split=val", f"--json={tmp_path / 'e.json'}"],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(REPO / "tools/evaluate.py"),
+            f"--model={model_dir / 'model.keras'}",
+            f"--data_dir={data_dir}",
+            "--split=val",
+            f"--json={tmp_path / 'e.json'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "e.json").read_text())
     # The tool re-creates the run's validation split from config.json.
@@ -127,7 +145,8 @@ def test_steps_per_epoch_sets_the_evaluation_interval(tmp_path):
 
 
 def test_tfds_mock_run(tmp_path, monkeypatch):
-    from keras_resnet_cifar import input_pipeline
+    from keras_resnet_cifar.data import input_pipeline
+
     # mock_data stands in for the download; skip the network pre-check.
     monkeypatch.setattr(input_pipeline, "_reachable", lambda *a, **k: True)
     monkeypatch.setattr(input_pipeline, "_keras_cache_dir", lambda dataset: None)
@@ -142,8 +161,9 @@ def test_deterministic_runs_are_bit_identical(tmp_path):
     datagen.image_folder(tmp_path / "data", CLASSES[:4], per_class=16)
     weights = []
     for run in ["a", "b"]:
-        config = _config(tmp_path, tmp_path / "data", model_dir=str(tmp_path / run), epochs=2,
-                         deterministic=True, seed=7)
+        config = _config(
+            tmp_path, tmp_path / "data", model_dir=str(tmp_path / run), epochs=2, deterministic=True, seed=7
+        )
         train.train_and_evaluate(config, log=lambda line: None)
         weights.append(keras.models.load_model(tmp_path / run / "model.keras").get_weights())
     for a, b in zip(*weights):
@@ -166,9 +186,19 @@ def test_bad_config_errors(tmp_path):
 
 
 def _train_cmd(data_dir, model_dir, *extra):
-    return [sys.executable, str(REPO / "tools/train.py"), "--depth=8", f"--data_dir={data_dir}",
-            f"--model_dir={model_dir}", "--batch_size=16", "--epochs=4", "--schedule=cosine",
-            "--lr=0.05", "--validation_split=0.1", *extra]
+    return [
+        sys.executable,
+        str(REPO / "tools/train.py"),
+        "--depth=8",
+        f"--data_dir={data_dir}",
+        f"--model_dir={model_dir}",
+        "--batch_size=16",
+        "--epochs=4",
+        "--schedule=cosine",
+        "--lr=0.05",
+        "--validation_split=0.1",
+        *extra,
+    ]
 
 
 def test_kill_9_mid_epoch_then_resume(tmp_path):
@@ -205,9 +235,9 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
 import tensorflow as tf
 cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-from keras_resnet_cifar import train
+from keras_resnet_cifar.training import train
 metrics = train.train_and_evaluate(train.TrainConfig(
-    n=1, data_dir={str(tmp_path / 'data')!r}, model_dir={str(tmp_path / 'run')!r}, batch_size=16,
+    n=1, data_dir={str(tmp_path / "data")!r}, model_dir={str(tmp_path / "run")!r}, batch_size=16,
     epochs=2, schedule="cosine", learning_rate=0.05, validation_split=0.25, strategy="mirrored", verbose=0))
 print("steps", metrics["steps"])
 """
@@ -221,7 +251,7 @@ print("steps", metrics["steps"])
     "args,code,message",
     [
         (["--depth=21"], 2, "error: --depth must be 6n+2"),
-        (["--n=3", "--depth=56"], 2, "error: --n=3 and --depth=56 disagree"),
+        (["--n=3", "--depth=56"], 2, "error: --depth and n disagree: depth=56 means n=9. Received: n=3"),
         (["--depth=8", "--data_dir=/nonexistent/cifar"], 1, "error: --data_dir /nonexistent/cifar does not exist"),
         (["--depth=8", "--data_dir=.", "--epochs=2", "--steps=5"], 1, "error: give --steps or --epochs, not both"),
         (["--depth=8", "extra"], 2, "error: unexpected arguments: extra"),
@@ -229,8 +259,12 @@ print("steps", metrics["steps"])
     ],
 )
 def test_cli_errors_are_one_line(tmp_path, args, code, message):
-    out = subprocess.run([sys.executable, str(REPO / "tools/train.py"), f"--model_dir={tmp_path}/r", *args],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "tools/train.py"), f"--model_dir={tmp_path}/r", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == code
     assert message in out.stderr
     assert "Traceback" not in out.stderr

@@ -29,15 +29,32 @@ flags.DEFINE_list("shortcuts", ["A"], "Shortcut options (A, B).")
 flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], f"Any of {', '.join(PRECISIONS)}.")
 flags.DEFINE_list("batch_sizes", ["128"], "Training batch sizes.")
 flags.DEFINE_list("xla", ["off", "on"], "XLA settings to time: off, on.")
-flags.DEFINE_list("data", ["pipeline", "synthetic"],
-                  "pipeline: the tf.data pipeline with augmentation; synthetic: one in-memory batch.")
-flags.DEFINE_integer("steps", 20, "Timed training steps per configuration.")
-flags.DEFINE_integer("warmup_steps", 5, "Untimed steps first (compilation included).")
-flags.DEFINE_string("data_dir", None, "Real images for the pipeline (any layout train.py reads); default random pixels.")
+flags.DEFINE_list(
+    "data",
+    ["pipeline", "synthetic"],
+    "pipeline: the tf.data pipeline with augmentation; synthetic: one in-memory batch.",
+)
+flags.DEFINE_integer("steps", 20, "Timed training steps per configuration.", lower_bound=1)
+flags.DEFINE_integer("warmup_steps", 5, "Untimed steps first (compilation included).", lower_bound=1)
+flags.DEFINE_string(
+    "data_dir", None, "Real images for the pipeline (any layout train.py reads); default random pixels."
+)
 flags.DEFINE_bool("train", True, "Time training.")
 flags.DEFINE_bool("inference", True, "Time inference and the exported SavedModel.")
-flags.DEFINE_list("imagenet_archs", [], "Also time these ImageNet networks (resnet18 ... resnet152), "
-                  "224x224, batch 32, synthetic data, with each --xla setting.")
+flags.DEFINE_list(
+    "imagenet_archs",
+    [],
+    "Also time these ImageNet networks (resnet18 ... resnet152), "
+    "224x224, batch 32, synthetic data, with each --xla setting.",
+)
+flags.DEFINE_enum(
+    "peer",
+    "none",
+    ["none", "torch"],
+    "Also time the same network in PyTorch (study/torch_peer.py) "
+    "in this run, and give our figures as ratios to its best setting. Needs the torch extra.",
+)
+flags.DEFINE_bool("peer_compile", False, "Also time the peer under torch.compile.")
 flags.DEFINE_string("json", None, "Also write the results as JSON to this path.")
 FLAGS = flags.FLAGS
 
@@ -71,10 +88,9 @@ def main(argv):
     xla = [v == "on" for v in _choices("xla", FLAGS.xla, ("off", "on"))]
     data = _choices("data", FLAGS.data, ("pipeline", "synthetic"))
     imagenet_archs = _choices("imagenet_archs", FLAGS.imagenet_archs, ARCHS) if FLAGS.imagenet_archs else []
-    if FLAGS.steps < 1 or FLAGS.warmup_steps < 1:
-        raise cli.UsageError("--steps and --warmup_steps must be >= 1")
 
-    from keras_resnet_cifar import benchmark, input_pipeline
+    from keras_resnet_cifar.data import input_pipeline
+    from keras_resnet_cifar.study import benchmark
 
     images = None
     if FLAGS.data_dir:
@@ -82,8 +98,7 @@ def main(argv):
     result = {"machine": benchmark.machine(), "train": [], "inference": {}}
     print("Machine: " + ", ".join(f"{k} {v}" for k, v in result["machine"].items()), flush=True)
     result["pipeline_images_per_sec"] = benchmark.pipeline_images_per_sec(images)
-    print(f"Input pipeline alone (batch 128, augmentation): {result['pipeline_images_per_sec']:,.0f} img/s",
-          flush=True)
+    print(f"Input pipeline alone (batch 128, augmentation): {result['pipeline_images_per_sec']:,.0f} img/s", flush=True)
 
     if FLAGS.train:
         print(f"\n{'training':<62} {'img/s':>8} {'ratio':>6}", flush=True)
@@ -95,11 +110,9 @@ def main(argv):
                         for precision in precisions:
                             for jit in xla:
                                 case = benchmark.TrainCase(depth, shortcut, precision, batch, jit, source)
-                                rate = benchmark.train_images_per_sec(
-                                    case, images, FLAGS.warmup_steps, FLAGS.steps)
+                                rate = benchmark.train_images_per_sec(case, images, FLAGS.warmup_steps, FLAGS.steps)
                                 baseline = baseline or rate
-                                result["train"].append({**vars(case), "images_per_sec": rate,
-                                                        "ratio": rate / baseline})
+                                result["train"].append({**vars(case), "images_per_sec": rate, "ratio": rate / baseline})
                                 print(f"{case.label():<62} {rate:>8,.0f} {rate / baseline:>6.2f}", flush=True)
 
     for arch in imagenet_archs:
@@ -107,8 +120,17 @@ def main(argv):
         for jit in xla:
             rate = benchmark.imagenet_train_images_per_sec(arch, xla=jit)
             baseline = baseline or rate
-            result["train"].append({"arch": arch, "batch_size": 32, "xla": jit, "data": "synthetic",
-                                    "precision": "float32", "images_per_sec": rate, "ratio": rate / baseline})
+            result["train"].append(
+                {
+                    "arch": arch,
+                    "batch_size": 32,
+                    "xla": jit,
+                    "data": "synthetic",
+                    "precision": "float32",
+                    "images_per_sec": rate,
+                    "ratio": rate / baseline,
+                }
+            )
             label = f"{arch} 224x224 float32 batch 32 {'XLA' if jit else 'no XLA'} synthetic"
             print(f"{label:<62} {rate:>8,.1f} {rate / baseline:>6.2f}", flush=True)
 
@@ -118,8 +140,14 @@ def main(argv):
             figures = benchmark.inference(depth, shortcuts[0])
             result["inference"][f"resnet{depth}{shortcuts[0]}"] = figures
             for kind, f in figures.items():
-                print(f"ResNet{depth} {kind:<14} {f['batch_images_per_sec']:>12,.0f} "
-                      f"{f['latency_p50_ms']:>10.2f} {f['latency_p99_ms']:>10.2f}", flush=True)
+                print(
+                    f"ResNet{depth} {kind:<14} {f['batch_images_per_sec']:>12,.0f} "
+                    f"{f['latency_p50_ms']:>10.2f} {f['latency_p99_ms']:>10.2f}",
+                    flush=True,
+                )
+
+    if FLAGS.peer == "torch":
+        _time_peer(result, depths, shortcuts)
 
     if FLAGS.json:
         from keras_resnet_cifar import files
@@ -127,6 +155,70 @@ def main(argv):
         files.write_text(FLAGS.json, json.dumps(result, indent=2) + "\n")
         print(f"Wrote {FLAGS.json}")
     return 0
+
+
+def _time_peer(result, depths, shortcuts):
+    """Times the PyTorch peer and adds ``ratio_to_peer`` to our figures."""
+    try:
+        import torch
+    except ImportError:
+        raise cli.UsageError("--peer=torch needs torch: pip install -e '.[torch]'") from None
+    from keras_resnet_cifar.study import torch_peer
+
+    compiled = [False, True] if FLAGS.peer_compile else [False]
+    peer = result["peer"] = {
+        "framework": f"torch {torch.__version__}",
+        "threads": torch.get_num_threads(),
+        "train": [],
+        "inference": {},
+    }
+    print(f"\n{'PyTorch peer (same network, option A, synthetic batch)':<62} {'img/s':>8}", flush=True)
+    for depth in depths:
+        n = (depth - 2) // 6
+        for setting in torch_peer.SETTINGS:
+            for compile_model in compiled:
+                if FLAGS.train:
+                    rate = torch_peer.train_images_per_sec(
+                        n, setting, int(FLAGS.batch_sizes[0]), FLAGS.warmup_steps, FLAGS.steps, compile_model
+                    )
+                    peer["train"].append(
+                        {"depth": depth, "setting": setting, "compile": compile_model, "images_per_sec": rate}
+                    )
+                    label = f"ResNet{depth} {setting}{' compiled' if compile_model else ''} train"
+                    print(f"{label:<62} {rate:>8,.0f}", flush=True)
+                if FLAGS.inference:
+                    key = f"resnet{depth}A {setting}{' compiled' if compile_model else ''}"
+                    peer["inference"][key] = f = torch_peer.inference(n, setting, compile_model=compile_model)
+                    print(
+                        f"{key + ' inference':<40} {f['batch_images_per_sec']:>10,.0f} img/s "
+                        f"{f['latency_p50_ms']:>7.2f} / {f['latency_p99_ms']:.2f} ms b1 p50/p99",
+                        flush=True,
+                    )
+    print("\nOurs as ratios to the peer's best (> 1: faster):", flush=True)
+    for depth in depths:
+        best = max((r["images_per_sec"] for r in peer["train"] if r["depth"] == depth), default=None)
+        for row in result["train"]:
+            if best and row.get("depth") == depth:
+                row["ratio_to_peer"] = row["images_per_sec"] / best
+                print(
+                    f"train  ResNet{depth}{row['shortcut']} {row['precision']} {row['data']} "
+                    f"{'XLA' if row['xla'] else 'no XLA'}: {row['ratio_to_peer']:.2f}x",
+                    flush=True,
+                )
+        figures = [f for k, f in peer["inference"].items() if k.startswith(f"resnet{depth}A ")]
+        ours = result["inference"].get(f"resnet{depth}{shortcuts[0]}", {})
+        if figures:
+            best_rate = max(f["batch_images_per_sec"] for f in figures)
+            best_p50 = min(f["latency_p50_ms"] for f in figures)
+            for kind, f in ours.items():
+                f["batch_ratio_to_peer"] = f["batch_images_per_sec"] / best_rate
+                # Latency as the peer's over ours, so that > 1 means faster here too.
+                f["latency_p50_ratio_to_peer"] = best_p50 / f["latency_p50_ms"]
+                print(
+                    f"serve  ResNet{depth} {kind}: batch 128 {f['batch_ratio_to_peer']:.2f}x, "
+                    f"batch-1 p50 {f['latency_p50_ratio_to_peer']:.2f}x",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

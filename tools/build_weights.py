@@ -1,7 +1,7 @@
 """Builds the shipped CIFAR-10 weights from the reference's PyTorch checkpoints.
 
 Examples:
-    python tools/build_weights.py                       # into keras_resnet_cifar/weights/
+    python tools/build_weights.py                       # into keras_resnet_cifar/models/weights/
     python tools/build_weights.py --output_dir=/tmp/w   # elsewhere, to compare
 
 Converts each checkpoint of ``pretrained.PRETRAINED`` with ``convert.py``,
@@ -13,7 +13,6 @@ files are byte-reproducible). Exits 1 if a digest differs. Needs torch
 
 import hashlib
 import os
-import shutil
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -24,10 +23,16 @@ from absl import flags  # noqa: E402
 from tools import cli  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-flags.DEFINE_string("reference_dir", os.path.join(REPO, "..", "shared", "reference-weights", "akamaster"),
-                    "Folder with the reference's checkpoints and LICENSE.")
-flags.DEFINE_string("output_dir", os.path.join(REPO, "keras_resnet_cifar", "weights"),
-                    "Where to write the .weights.h5 files and LICENSE.")
+flags.DEFINE_string(
+    "reference_dir",
+    os.path.join(REPO, "..", "shared", "reference-weights", "akamaster"),
+    "Folder with the reference's checkpoints and LICENSE.",
+)
+flags.DEFINE_string(
+    "output_dir",
+    os.path.join(REPO, "keras_resnet_cifar", "models", "weights"),
+    "Where to write the .weights.h5 files and LICENSE.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -36,7 +41,8 @@ def main(argv):
     license_path = os.path.join(FLAGS.reference_dir, "LICENSE")
     if not os.path.isfile(license_path):
         raise cli.UsageError(f"--reference_dir {FLAGS.reference_dir} holds no LICENSE file")
-    from keras_resnet_cifar import convert, files, pretrained
+    from keras_resnet_cifar import files
+    from keras_resnet_cifar.models import convert, pretrained
 
     mismatched = []
     for entry in pretrained.PRETRAINED.values():
@@ -47,13 +53,17 @@ def main(argv):
             digest = hashlib.sha256(f.read()).hexdigest()
         same = digest == entry.sha256
         mismatched += [] if same else [entry.filename]
-        print(f"{entry.filename}: {os.path.getsize(path):,} bytes, sha256 {digest} "
-              f"({'as pinned' if same else 'pinned ' + entry.sha256})")
+        print(
+            f"{entry.filename}: {os.path.getsize(path):,} bytes, sha256 {digest} "
+            f"({'as pinned' if same else 'pinned ' + entry.sha256})"
+        )
     files.write_text(os.path.join(FLAGS.output_dir, "LICENSE"), open(license_path).read())
     print(f"wrote {len(pretrained.PRETRAINED)} files and LICENSE to {FLAGS.output_dir}")
     if mismatched:
-        print(f"error: {len(mismatched)} digest(s) differ from pretrained.PRETRAINED: {', '.join(mismatched)}",
-              file=sys.stderr)
+        print(
+            f"error: {len(mismatched)} digest(s) differ from pretrained.PRETRAINED: {', '.join(mismatched)}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

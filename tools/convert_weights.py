@@ -23,10 +23,18 @@ from tools import cli  # noqa: E402
 
 flags.DEFINE_string("checkpoint", None, "The PyTorch checkpoint (.th/.pth).")
 flags.DEFINE_string("output", None, "Where to write the .keras model (labels.txt goes beside it).")
-flags.DEFINE_string("verify_dir", None, "Optional image folder (<root>/train/<class>/*.jpg): compare our "
-                    "predictions with the PyTorch forward pass of the same weights.")
-flags.DEFINE_string("export_base", None, "Also export a TF Serving SavedModel to <export_base>/<model name>/<next version>.")
-flags.DEFINE_integer("verify_per_class", 500, "Images per class for --verify_dir (the first by file name).")
+flags.DEFINE_string(
+    "verify_dir",
+    None,
+    "Optional image folder (<root>/train/<class>/*.jpg): compare our "
+    "predictions with the PyTorch forward pass of the same weights.",
+)
+flags.DEFINE_string(
+    "export_base", None, "Also export a TF Serving SavedModel to <export_base>/<model name>/<next version>."
+)
+flags.DEFINE_integer(
+    "verify_per_class", 500, "Images per class for --verify_dir (the first by file name).", lower_bound=1
+)
 FLAGS = flags.FLAGS
 
 
@@ -36,22 +44,31 @@ def main(argv):
         raise cli.UsageError("--checkpoint and --output are required")
     if not FLAGS.output.endswith(".keras"):
         raise cli.UsageError(f"--output must end in .keras, got {FLAGS.output}")
-    from keras_resnet_cifar import convert, files, input_pipeline, stats
+    from keras_resnet_cifar import files
+    from keras_resnet_cifar.data import input_pipeline
+    from keras_resnet_cifar.models import convert, stats
 
     state = convert.read_checkpoint(FLAGS.checkpoint)
     model = convert.convert_state_dict(state)
-    print(f"{FLAGS.checkpoint}: {len(state)} tensors -> {model.name} (n={convert.infer_n(state)}), "
-          f"{stats.trainable_params(model):,} trainable parameters, every tensor used once")
+    print(
+        f"{FLAGS.checkpoint}: {len(state)} tensors -> {model.name} (n={convert.infer_n(state)}), "
+        f"{stats.trainable_params(model):,} trainable parameters, every tensor used once"
+    )
     files.save_model(model, FLAGS.output)
     labels = os.path.join(os.path.dirname(os.path.abspath(FLAGS.output)), "labels.txt")
     files.write_text(labels, "\n".join(input_pipeline.CIFAR10_CLASSES) + "\n")
     print(f"wrote {FLAGS.output} and {labels}")
     if FLAGS.export_base:
-        from keras_resnet_cifar import export
+        from keras_resnet_cifar.serving import export
 
-        card = {"dataset": "cifar10", "source": f"converted from {os.path.basename(FLAGS.checkpoint)} "
-                "(akamaster/pytorch_resnet_cifar10, BSD 2-Clause)"}
-        path = export.export_saved_model(model, FLAGS.export_base, class_names=input_pipeline.CIFAR10_CLASSES, card=card)
+        card = {
+            "dataset": "cifar10",
+            "source": f"converted from {os.path.basename(FLAGS.checkpoint)} "
+            "(akamaster/pytorch_resnet_cifar10, BSD 2-Clause)",
+        }
+        path = export.export_saved_model(
+            model, FLAGS.export_base, class_names=input_pipeline.CIFAR10_CLASSES, card=card
+        )
         print(f"exported {path}")
     if FLAGS.verify_dir:
         verify(model, state, convert, input_pipeline)
@@ -64,7 +81,7 @@ def verify(model, state, convert, input_pipeline):
     root = os.path.join(FLAGS.verify_dir, "train")
     paths, labels = [], []
     for label, name in enumerate(input_pipeline.CIFAR10_CLASSES):
-        found = input_pipeline.list_images(os.path.join(root, name))[:FLAGS.verify_per_class]
+        found = input_pipeline.list_images(os.path.join(root, name))[: FLAGS.verify_per_class]
         if not found:
             raise cli.UsageError(f"--verify_dir: no images in {os.path.join(root, name)}")
         paths += found
@@ -73,15 +90,18 @@ def verify(model, state, convert, input_pipeline):
     labels = np.asarray(labels)
     start = time.perf_counter()
     ours = model.predict(images.astype("float32"), batch_size=500, verbose=0)
-    theirs = np.concatenate([convert.reference_forward(state, images[i:i + 500])
-                             for i in range(0, len(images), 500)])
+    theirs = np.concatenate([convert.reference_forward(state, images[i : i + 500]) for i in range(0, len(images), 500)])
     agree = np.mean(ours.argmax(1) == theirs.argmax(1))
-    print(f"parity on {len(images):,} images of {FLAGS.verify_dir} ({time.perf_counter() - start:.0f} s): "
-          f"keras accuracy {np.mean(ours.argmax(1) == labels):.4f}, "
-          f"pytorch accuracy {np.mean(theirs.argmax(1) == labels):.4f}, "
-          f"same prediction {agree:.4f}, max |logit difference| {np.abs(ours - theirs).max():.2e}")
+    print(
+        f"parity on {len(images):,} images of {FLAGS.verify_dir} ({time.perf_counter() - start:.0f} s): "
+        f"keras accuracy {np.mean(ours.argmax(1) == labels):.4f}, "
+        f"pytorch accuracy {np.mean(theirs.argmax(1) == labels):.4f}, "
+        f"same prediction {agree:.4f}, max |logit difference| {np.abs(ours - theirs).max():.2e}"
+    )
     if agree < 1:
-        raise convert.ConversionError(f"predictions differ from PyTorch on {np.sum(ours.argmax(1) != theirs.argmax(1))} images")
+        raise convert.ConversionError(
+            f"predictions differ from PyTorch on {np.sum(ours.argmax(1) != theirs.argmax(1))} images"
+        )
 
 
 if __name__ == "__main__":

@@ -23,14 +23,15 @@ from tools import cli  # noqa: E402
 
 flags.DEFINE_string("doc", os.path.join(ROOT, "docs", "ARCHITECTURE.md"), "Markdown file with generated tables.")
 flags.DEFINE_string("figures", os.path.join(ROOT, "docs", "figures"), "Folder for the diagrams.")
-flags.DEFINE_integer("n", 3, "Blocks per stage of the network the diagrams show.")
+flags.DEFINE_integer("n", 3, "Blocks per stage of the network the diagrams show.", lower_bound=1)
 flags.DEFINE_bool("check", False, "Only check that the tables are current; write nothing.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     cli.reject_extra_args(argv)
-    from keras_resnet_cifar import describe, diagrams, files
+    from keras_resnet_cifar import files
+    from keras_resnet_cifar.study import describe, diagrams
 
     with open(FLAGS.doc) as f:
         text = f.read()

@@ -24,7 +24,7 @@ def main(argv):
     cli.reject_extra_args(argv)
     if not FLAGS.out:
         raise cli.UsageError("--out is required (a .npz path)")
-    from keras_resnet_cifar import arrays, input_pipeline
+    from keras_resnet_cifar.data import arrays, input_pipeline
 
     data = input_pipeline.load_dataset(FLAGS.dataset, FLAGS.data_dir)
     print(data.describe())

@@ -19,22 +19,28 @@ from absl import flags  # noqa: E402
 
 from tools import cli  # noqa: E402
 
-flags.DEFINE_string("data", None, "A .npz file with train_images, train_labels, class_names "
-                    "(and optionally test_images, test_labels), as tools/to_npz.py writes.")
-flags.DEFINE_integer("n", None, "Blocks per stage (depth 6n+2). Default 3.")
-flags.DEFINE_integer("depth", None, "Alternatively the depth 6n+2.")
+flags.DEFINE_string(
+    "data",
+    None,
+    "A .npz file with train_images, train_labels, class_names "
+    "(and optionally test_images, test_labels), as tools/to_npz.py writes.",
+)
+flags.DEFINE_integer("n", None, "Blocks per stage (depth 6n+2). Default 3.", lower_bound=1)
+flags.DEFINE_integer("depth", None, "Alternatively the depth 6n+2.", lower_bound=8)
 flags.DEFINE_enum("shortcut", "A", ["A", "B"], "Shortcut option.")
 flags.DEFINE_bool("plain", False, "The plain net (no shortcuts).")
 flags.DEFINE_string("model_dir", None, "Where model.keras and metrics.json go.")
-flags.DEFINE_integer("batch_size", 128, "Batch size.")
+flags.DEFINE_integer("batch_size", 128, "Batch size.", lower_bound=1)
 flags.DEFINE_enum("schedule", "paper", ["paper", "cosine", "onecycle"], "Learning-rate schedule.")
 flags.DEFINE_float("lr", None, "Peak learning rate (default as tools/train.py).")
-flags.DEFINE_integer("steps", None, "Total iterations (default the paper's 64k at batch 128).")
-flags.DEFINE_integer("epochs", None, "Total epochs instead of --steps.")
-flags.DEFINE_float("validation_split", 0.1, "Held-out share of the training set.")
+flags.register_validator("lr", lambda v: v is None or v > 0, message="--lr must be > 0")
+flags.DEFINE_integer("steps", None, "Total iterations (default the paper's 64k at batch 128).", lower_bound=1)
+flags.DEFINE_integer("epochs", None, "Total epochs instead of --steps.", lower_bound=1)
+flags.DEFINE_float("validation_split", 0.1, "Held-out share of the training set.", lower_bound=0)
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"], "Compute precision.")
-flags.DEFINE_integer("seed", 0, "Seed for weights, split, shuffling and augmentation.")
-flags.DEFINE_integer("verbose", 2, "1: progress bar; 2: one line per epoch.")
+flags.register_validator("validation_split", lambda v: v < 1, message="--validation_split must be below 1")
+flags.DEFINE_integer("seed", 0, "Seed for weights, split, shuffling and augmentation.", lower_bound=0)
+flags.DEFINE_integer("verbose", 2, "1: progress bar; 2: one line per epoch.", lower_bound=0, upper_bound=2)
 FLAGS = flags.FLAGS
 
 
@@ -47,22 +53,29 @@ def main(argv):
         raise cli.UsageError("--model_dir is required")
     if FLAGS.steps is not None and FLAGS.epochs is not None:
         raise cli.UsageError("give --steps or --epochs, not both")
-    for name in ("steps", "epochs", "batch_size"):
-        value = getattr(FLAGS, name)
-        if value is not None and value < 1:
-            raise cli.UsageError(f"--{name} must be >= 1, got {value}")
-    if not 0 <= FLAGS.validation_split < 1:
-        raise cli.UsageError(f"--validation_split must be in [0, 1), got {FLAGS.validation_split}")
 
-    from keras_resnet_cifar import arrays, device_train, files
+    from keras_resnet_cifar import files
+    from keras_resnet_cifar.data import arrays
+    from keras_resnet_cifar.training import device_train
 
     data = arrays.load_npz(FLAGS.data)
     print(data.describe(), flush=True)
     model, metrics = device_train.train_arrays(
-        data, n=n, shortcut=FLAGS.shortcut, residual=not FLAGS.plain, batch_size=FLAGS.batch_size,
-        epochs=FLAGS.epochs, steps=FLAGS.steps, schedule=FLAGS.schedule, learning_rate=FLAGS.lr,
-        validation_split=FLAGS.validation_split, precision=FLAGS.precision, seed=FLAGS.seed,
-        verbose=FLAGS.verbose, log=lambda line: print(line, flush=True))
+        data,
+        n=n,
+        shortcut=FLAGS.shortcut,
+        residual=not FLAGS.plain,
+        batch_size=FLAGS.batch_size,
+        epochs=FLAGS.epochs,
+        steps=FLAGS.steps,
+        schedule=FLAGS.schedule,
+        learning_rate=FLAGS.lr,
+        validation_split=FLAGS.validation_split,
+        precision=FLAGS.precision,
+        seed=FLAGS.seed,
+        verbose=FLAGS.verbose,
+        log=lambda line: print(line, flush=True),
+    )
     files.save_model(model, os.path.join(FLAGS.model_dir, "model.keras"))
     files.write_text(os.path.join(FLAGS.model_dir, "labels.txt"), "\n".join(data.class_names) + "\n")
     files.write_json(os.path.join(FLAGS.model_dir, "metrics.json"), metrics)

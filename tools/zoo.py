@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags
 
-flags.DEFINE_integer("max_depth", 1202, "Build only variants up to this depth.")
+flags.DEFINE_integer("max_depth", 1202, "Build only variants up to this depth.", lower_bound=8)
 flags.DEFINE_enum("format", "text", ["text", "markdown"], "Table format.")
 FLAGS = flags.FLAGS
 
@@ -21,7 +21,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    from keras_resnet_cifar import zoo
+    from keras_resnet_cifar.study import zoo
 
     ok = zoo.print_table(max_depth=FLAGS.max_depth, markdown=FLAGS.format == "markdown")
     return 0 if ok else 1

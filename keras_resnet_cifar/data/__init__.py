@@ -1,0 +1,1 @@
+"""Inputs: CIFAR and ImageNet sources, the validation split, augmentation, tf.data pipelines, arrays."""

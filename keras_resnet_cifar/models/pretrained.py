@@ -1,0 +1,226 @@
+"""Pretrained CIFAR-10 weights shipped inside the package, keras.applications style.
+
+``weights="cifar10"`` is available for the option-A residual ResNet20, 32, 44
+and 56: the published checkpoints of the PyTorch reference
+akamaster/pytorch_resnet_cifar10 (BSD 2-Clause, ``weights/LICENSE``),
+converted once by ``convert.py`` (``tools/build_weights.py`` repeats it).
+
+| model    | parameters | reference's CIFAR-10 test error |
+|----------|------------|---------------------------------|
+| resnet20 | 269,722    | 8.27%                           |
+| resnet32 | 464,154    | 7.37%                           |
+| resnet44 | 658,586    | 6.90%                           |
+| resnet56 | 853,018    | 6.61%                           |
+
+The reference normalised its inputs with ImageNet statistics, so a model
+built with these weights carries those constants (``REFERENCE_MEAN``,
+``REFERENCE_STD``) and takes raw 0..255 pixels like every model here. The
+files' SHA-256 are pinned below and checked on every load; nothing is
+downloaded.
+"""
+
+import dataclasses
+import hashlib
+import importlib.resources
+
+from keras_resnet_cifar import files
+
+# The reference fed [0, 1] pixels normalised with ImageNet statistics; on the
+# 0..255 scale that is 255 times its constants.
+REFERENCE_MEAN = tuple(255 * m for m in (0.485, 0.456, 0.406))
+REFERENCE_STD = tuple(255 * s for s in (0.229, 0.224, 0.225))
+CLASSIFIER = "predictions"
+
+
+class WeightsError(Exception):
+    """A shipped weights file that is missing or corrupt; the message names it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretrained:
+    """One shipped weights file.
+
+    Attributes:
+        model: the variant name (``resnet20``), a key of ``presets.VARIANTS``.
+        dataset: the weights name users pass (``"cifar10"``).
+        n: blocks per stage of the network the file fits.
+        checkpoint: the reference checkpoint it was converted from.
+        test_error: the reference's published CIFAR-10 test error.
+        sha256: the digest of the shipped file.
+    """
+
+    model: str
+    dataset: str
+    n: int
+    checkpoint: str
+    test_error: float
+    sha256: str
+
+    @property
+    def filename(self):
+        return f"{self.model}_{self.dataset}.weights.h5"
+
+
+PRETRAINED = {
+    (p.model, p.dataset): p
+    for p in (
+        Pretrained(
+            "resnet20",
+            "cifar10",
+            3,
+            "resnet20-12fca82f.th",
+            0.0827,
+            "0f67385aef3a2f394a8359a587bd4a0acb75112bc9be783028899be4e0d3a3c7",
+        ),
+        Pretrained(
+            "resnet32",
+            "cifar10",
+            5,
+            "resnet32-d509ac18.th",
+            0.0737,
+            "af3b739c77f84e2a98357b98b52abdc49d2ab45ea195c416c35a26fd08bbaf9f",
+        ),
+        Pretrained(
+            "resnet44",
+            "cifar10",
+            7,
+            "resnet44-014dd654.th",
+            0.0690,
+            "39610676eacd387c77773694cb50188b7a34ff6fcab0c1565431b7654e4c38d7",
+        ),
+        Pretrained(
+            "resnet56",
+            "cifar10",
+            9,
+            "resnet56-4bfd9763.th",
+            0.0661,
+            "ff3164f7e486c2c5bfc82c6482e86a0afd075bf33abaf9eb062fa791b6279500",
+        ),
+    )
+}
+WEIGHT_NAMES = tuple(sorted({p.dataset for p in PRETRAINED.values()}))
+
+
+def weights_dir():
+    """The package folder that holds the shipped files."""
+    return importlib.resources.files("keras_resnet_cifar.models") / "weights"
+
+
+def is_named(weights):
+    """True for a shipped weights name ("cifar10"), False for a file path or None."""
+    return isinstance(weights, str) and weights in WEIGHT_NAMES
+
+
+def check(weights, *, model_name, residual, shortcut, include_top, num_classes):
+    """Checks a ``weights=`` argument before anything is built.
+
+    Args:
+        weights: None, a shipped name ("cifar10") or a path to a
+            ``.weights.h5`` file.
+        model_name: the variant name the arguments make (``resnet20``).
+        residual: False for a plain net.
+        shortcut: "A" or "B".
+        include_top: whether the classifier is built.
+        num_classes: its size.
+
+    Returns:
+        The ``Pretrained`` entry for a shipped name, else None.
+
+    Raises:
+        ValueError: an unknown name, a network without shipped weights, or a
+            classifier of other than the weights' 10 classes.
+    """
+    if weights is None:
+        return None
+    if not isinstance(weights, str) or not weights:
+        raise ValueError(
+            f"weights must be None, {_quoted(WEIGHT_NAMES)} or the path to a .weights.h5 "
+            f"file. Received: weights={weights!r}"
+        )
+    if not is_named(weights):
+        if not weights.endswith(".weights.h5"):
+            raise ValueError(
+                f"weights must be None, {_quoted(WEIGHT_NAMES)} or the path to a "
+                f".weights.h5 file. Received: weights={weights!r}"
+            )
+        return None
+    variant = model_name if residual else None
+    entry = PRETRAINED.get((variant, weights)) if shortcut == "A" else None
+    if entry is None:
+        available = ", ".join(p.model for p in PRETRAINED.values() if p.dataset == weights)
+        raise ValueError(
+            f"weights={weights!r} exist for the residual option-A {available} only. "
+            f"Received: {model_name} (residual={residual}, shortcut={shortcut!r})"
+        )
+    if include_top and num_classes != 10:
+        raise ValueError(
+            f"weights={weights!r} have a 10-class classifier; pass num_classes=10, or "
+            f"include_top=False to load everything but the classifier. Received: num_classes={num_classes}"
+        )
+    return entry
+
+
+def path(entry):
+    """The verified path of a shipped file.
+
+    Raises:
+        WeightsError: the file is missing or its SHA-256 is not the pinned one.
+    """
+    resource = weights_dir() / entry.filename
+    try:
+        data = resource.read_bytes()
+    except OSError:
+        raise WeightsError(
+            f"pretrained weights file {resource} is missing from the installed package; reinstall keras-resnet-cifar"
+        ) from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry.sha256:
+        raise WeightsError(
+            f"pretrained weights file {resource} is corrupt (SHA-256 {digest[:12]}..., expected "
+            f"{entry.sha256[:12]}...); reinstall keras-resnet-cifar"
+        )
+    return str(resource)
+
+
+def load(model, weights, entry, build_source):
+    """Loads ``weights`` into ``model``; a classifier of another size is left as built.
+
+    Args:
+        model: the model to fill.
+        weights: a shipped name or a ``.weights.h5`` path, as ``check`` passed.
+        entry: what ``check`` returned (None for a path).
+        build_source: a function of no arguments that builds the full
+            10-class network ``entry``'s file fits.
+
+    Raises:
+        WeightsError: a shipped file is missing or corrupt.
+        ValueError: a ``.weights.h5`` file that is missing or does not fit ``model``.
+    """
+    if entry is None:
+        try:
+            model.load_weights(weights)
+        except FileNotFoundError:
+            raise ValueError(f"weights file {weights} does not exist") from None
+        except (ValueError, OSError) as e:
+            raise ValueError(f"cannot load weights file {weights} into {model.name}: {files.error_text(e)}") from None
+        return
+    source = build_source()
+    source.load_weights(path(entry))
+    copy_weights(source, model)
+
+
+def copy_weights(source, target):
+    """Copies every weighted layer of ``target`` from the same-named layer of ``source``.
+
+    A classifier of a different size (a new head) is left as initialised.
+    """
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        if layer.name == CLASSIFIER and source.get_layer(CLASSIFIER).output.shape != layer.output.shape:
+            continue
+        layer.set_weights(source.get_layer(layer.name).get_weights())
+
+
+def _quoted(names):
+    return " or ".join(repr(n) for n in names)

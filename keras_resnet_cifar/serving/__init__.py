@@ -1,0 +1,1 @@
+"""Serving: model loading, SavedModel export for TF Serving, prediction, evaluation."""

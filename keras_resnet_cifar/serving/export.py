@@ -1,0 +1,335 @@
+"""SavedModel export for TF Serving: two signatures, labels, model card, warm-up.
+
+Layout written: ``<export_base>/<model_name>/<version>/`` with
+``saved_model.pb``, ``variables/``, ``assets/labels.txt`` and
+``assets.extra/{model_card.json, tf_serving_warmup_requests}``. A version is
+written under a temporary name beside it and renamed when complete, so TF
+Serving (which ignores non-numeric directories) never loads half of one.
+
+Signatures (our public contract):
+
+* ``serving_default``: input ``image``, uint8 ``[None, 32, 32, 3]`` raw
+  pixels; outputs ``probabilities`` float32 ``[None, C]``, ``class_ids``
+  int64 ``[None]``, ``logits`` float32 ``[None, C]``.
+* ``serving_bytes``: input ``image_bytes``, string ``[None]``, each a PNG or
+  JPEG file; same outputs. Images must be 32x32: a wrong size is an error
+  rather than a silent resize, which would change what the model sees.
+
+ImageNet models (``image_size=224``) take ``[None, 224, 224, 3]`` in
+``serving_default``, and their ``serving_bytes`` accepts images of any size,
+resized and center-cropped as in evaluation (``imagenet_data.eval_image``).
+
+The graph always computes in float32, even for a mixed-precision model.
+"""
+
+import copy
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_resnet_cifar import files
+from keras_resnet_cifar.models import stats
+
+SIGNATURE_BYTES = "serving_bytes"
+IMAGE_SIZE = 32
+_WARMUP_BATCH_SIZES = (1, 8)
+
+
+class ExportError(Exception):
+    """An export that cannot be written; the message says why."""
+
+
+def float32_copy(model):
+    """The same functional model computing in float32, with the same weights."""
+    config = model.get_config()
+    if not _set_float32(config):
+        return model
+    clone = keras.Model.from_config(config)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _set_float32(node):
+    """Rewrites mixed dtype policies in a config to float32; True if any was."""
+    changed = False
+    if isinstance(node, dict):
+        if node.get("class_name") == "DTypePolicy" and str(node.get("config", {}).get("name", "")).startswith("mixed"):
+            node["config"]["name"] = "float32"
+            return True
+        for value in node.values():
+            changed |= _set_float32(value)
+    elif isinstance(node, list):
+        for value in node:
+            changed |= _set_float32(value)
+    return changed
+
+
+def fold_batch_norm(model):
+    """The same function with every Conv2D -> BatchNormalization pair as one biased Conv2D.
+
+    For inference only: y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta
+    is conv'(x) with kernel scaled by gamma / sqrt(var + eps) per output
+    channel and bias beta - mean * that scale.
+    """
+    config = copy.deepcopy(model.get_config())
+    entries = {entry["name"]: entry for entry in config["layers"]}
+    uses = {}
+    for entry in config["layers"]:
+        for node in entry["inbound_nodes"]:
+            for arg in node["args"]:
+                for t in arg if isinstance(arg, list) else [arg]:
+                    if isinstance(t, dict) and t.get("class_name") == "__keras_tensor__":
+                        uses[t["config"]["keras_history"][0]] = uses.get(t["config"]["keras_history"][0], 0) + 1
+    pairs = {}
+    for entry in config["layers"]:
+        if entry["class_name"] != "BatchNormalization" or len(entry["inbound_nodes"]) != 1:
+            continue
+        (arg,) = entry["inbound_nodes"][0]["args"]
+        source = entries.get(arg["config"]["keras_history"][0])
+        if source and source["class_name"] == "Conv2D" and uses[source["name"]] == 1:
+            pairs[entry["name"]] = source["name"]
+            source["config"]["use_bias"] = True
+            entry["class_name"], entry["module"] = "Identity", "keras.layers"
+            entry["config"] = {"name": entry["name"], "trainable": False, "dtype": entry["config"]["dtype"]}
+            entry.pop("build_config", None)
+            entry["inbound_nodes"][0]["kwargs"] = {}  # BatchNormalization takes mask=, Identity not
+    folded = keras.Model.from_config(config)
+    convs = {conv: bn for bn, conv in pairs.items()}
+    for layer in folded.layers:
+        original = model.get_layer(layer.name)
+        if layer.name in convs:
+            bn = model.get_layer(convs[layer.name])
+            gamma, beta, mean, var = (keras.ops.convert_to_numpy(w) for w in bn.weights)
+            scale = gamma / np.sqrt(var + bn.epsilon)
+            kernel = keras.ops.convert_to_numpy(original.kernel) * scale
+            layer.set_weights([kernel, beta - mean * scale])
+        elif layer.name not in pairs:
+            layer.set_weights(original.get_weights())
+    return folded
+
+
+def describe(model):
+    """Depth, shortcut and classes read off a built model, for the model card."""
+    return {
+        "model": model.name,
+        "depth": stats.weighted_layers(model),
+        "shortcut": stats.shortcut_kind(model),
+        "num_classes": int(model.output_shape[-1]),
+        "trainable_params": stats.trainable_params(model),
+    }
+
+
+def _next_version(model_base):
+    versions = [int(d) for d in os.listdir(model_base) if d.isdigit()] if os.path.isdir(model_base) else []
+    return max(versions, default=0) + 1
+
+
+def export_saved_model(
+    model,
+    export_base,
+    model_name=None,
+    version=None,
+    class_names=None,
+    card=None,
+    warmup=True,
+    image_size=IMAGE_SIZE,
+    preprocess_bytes=None,
+    log=None,
+):
+    """Writes ``model`` for TF Serving and returns the version directory.
+
+    Args:
+        model: a Keras model taking ``[None, 32, 32, 3]`` 0..255 pixels and
+            returning logits.
+        export_base: the base path TF Serving watches.
+        model_name: sub-directory (the served model's name); default
+            ``model.name``.
+        version: integer version; None takes the next free one.
+        class_names: written to ``assets/labels.txt``; default "0", "1", ...
+        card: extra model-card entries (dataset, accuracy, ...).
+        warmup: write ``assets.extra/tf_serving_warmup_requests``.
+        image_size: side of the square uint8 images ``serving_default``
+            takes (32 for CIFAR, 224 for ImageNet).
+        preprocess_bytes: None: ``serving_bytes`` accepts only images of
+            ``image_size`` (CIFAR); else a function from one encoded image
+            to a uint8 ``[image_size, image_size, 3]`` tensor, for example
+            ImageNet's resize and center crop.
+        log: where to say that unfinished exports of stopped processes
+            (``.tmp-<pid>-<version>`` folders) were removed; None: silently.
+
+    Raises:
+        ExportError: an existing version, a bad version or model, or a failed
+            write (nothing is left behind then).
+    """
+    model = float32_copy(model)
+    if tuple(model.input_shape[1:]) not in ((image_size, image_size, 3), (None, None, 3)):
+        raise ExportError(
+            f"the model takes {model.input_shape[1:]}, the signatures need {image_size}x{image_size}x3 images"
+        )
+    num_classes = int(model.output_shape[-1])
+    class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+    if len(class_names) != num_classes:
+        raise ExportError(f"{len(class_names)} class names for a model of {num_classes} classes")
+    model_name = model_name or model.name
+    model_base = os.path.join(export_base, model_name)
+    if version is None:
+        version = _next_version(model_base)
+    if not isinstance(version, int) or version < 1:
+        raise ExportError(f"version must be an integer >= 1, got {version!r}")
+    final = os.path.join(model_base, str(version))
+    if os.path.exists(final):
+        raise ExportError(f"{final} exists: TF Serving versions are never overwritten; pick another --version")
+
+    tmp = files.temporary_path(final)
+    removed = files.remove_stale_temporaries(model_base)
+    if removed and log:
+        log(f"Removed {len(removed)} unfinished export(s) of processes that were stopped: {', '.join(removed)}")
+    try:
+        os.makedirs(model_base, exist_ok=True)
+        # Folding BatchNorm into the convolutions makes the served graph
+        # smaller and faster on CPU (README, Performance); same outputs to
+        # float32 rounding.
+        _write_archive(fold_batch_norm(model), tmp, image_size, preprocess_bytes)
+        os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
+        with open(os.path.join(tmp, "assets", "labels.txt"), "w") as f:
+            f.write("\n".join(class_names) + "\n")
+        extra = os.path.join(tmp, "assets.extra")
+        os.makedirs(extra, exist_ok=True)
+        model_card = dict(
+            describe(model),
+            **(card or {}),
+            class_names=class_names,
+            signatures=_contract(num_classes, image_size, preprocess_bytes is not None),
+            versions={"keras": keras.__version__, "tensorflow": tf.__version__},
+        )
+        with open(os.path.join(extra, "model_card.json"), "w") as f:
+            json.dump(model_card, f, indent=2)
+        if warmup:
+            _write_warmup(os.path.join(extra, "tf_serving_warmup_requests"), model_name, image_size)
+        files.pause_point("export")
+        os.rename(tmp, final)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ExportError(f"cannot write {final}: {e.strerror or e}") from None
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _contract(num_classes, size, any_size):
+    outputs = {
+        "probabilities": f"float32 [None, {num_classes}]",
+        "class_ids": "int64 [None]",
+        "logits": f"float32 [None, {num_classes}]",
+    }
+    return {
+        "serving_default": {
+            "inputs": {"image": f"uint8 [None, {size}, {size}, 3], raw RGB pixels 0..255"},
+            "outputs": outputs,
+        },
+        SIGNATURE_BYTES: {
+            "inputs": {
+                "image_bytes": "string [None], PNG or JPEG files of "
+                + (
+                    f"any size (resized and center-cropped to {size}x{size})"
+                    if any_size
+                    else f"{size}x{size} RGB images"
+                )
+            },
+            "outputs": outputs,
+        },
+    }
+
+
+def _write_archive(model, path, size, preprocess_bytes):
+    def outputs(images):
+        logits = model(tf.cast(images, tf.float32), training=False)
+        return {
+            "probabilities": tf.nn.softmax(logits),
+            "class_ids": tf.argmax(logits, axis=-1, output_type=tf.int64),
+            "logits": logits,
+        }
+
+    def gate(value, ok, *message):
+        """``value``, available only after ``ok`` was asserted."""
+        check = tf.debugging.Assert(ok, list(message))
+        with tf.control_dependencies([check]):
+            return tf.identity(value)
+
+    def decode(data):
+        return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+    def serve(image):
+        # Loaded signature functions do not enforce the declared shape.
+        ok = tf.reduce_all(tf.equal(tf.shape(image)[1:], [size, size, 3]))
+        return outputs(gate(image, ok, f"serving_default: image must be uint8 [N, {size}, {size}, 3]"))
+
+    def serve_bytes(image_bytes):
+        # A PNG or JPEG signature on every image first, so that a bad one is
+        # reported by its index rather than by the decoder's internals.
+        png = tf.equal(tf.strings.substr(image_bytes, 0, 8), b"\x89PNG\r\n\x1a\n")
+        jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 3), b"\xff\xd8\xff")
+        known = tf.logical_or(png, jpeg)
+        image_bytes = gate(
+            image_bytes,
+            tf.reduce_all(known),
+            "serving_bytes: image",
+            tf.argmin(tf.cast(known, tf.int32)),
+            "of the batch (counting from 0) is not a PNG or JPEG",
+        )
+        if preprocess_bytes is not None:
+            return outputs(
+                tf.map_fn(preprocess_bytes, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
+            )
+        # Sizes first, in a pass of their own, so that the size error is ours
+        # rather than a shape error from inside the decoding loop.
+        sizes = tf.map_fn(lambda d: tf.shape(decode(d))[:2], image_bytes, fn_output_signature=tf.int32)
+        ok = tf.reduce_all(tf.equal(sizes, size))
+        image_bytes = gate(image_bytes, ok, f"serving_bytes: each image must be a {size}x{size} PNG or JPEG")
+        images = tf.map_fn(
+            lambda d: tf.ensure_shape(decode(d), [size, size, 3]),
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8),
+        )
+        return outputs(images)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    # The first endpoint added becomes serving_default.
+    archive.add_endpoint(
+        "serving_default", serve, input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8, name="image")]
+    )
+    archive.add_endpoint(
+        SIGNATURE_BYTES, serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
+    )
+    archive.write_out(path, verbose=False)
+
+
+# --- TF Serving warm-up records -------------------------------------------
+
+
+def warmup_record(model_name, signature, key, tensor):
+    """One serialized ``PredictionLog`` holding a ``PredictRequest``, as TF Serving replays it."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    request = predict_pb2.PredictRequest(
+        model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature),
+        inputs={key: tf.make_tensor_proto(tensor)},
+    )
+    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    return log.SerializeToString()
+
+
+def _write_warmup(path, model_name, size):
+    rng = np.random.default_rng(0)
+    with tf.io.TFRecordWriter(path) as writer:
+        for batch in _WARMUP_BATCH_SIZES:
+            pixels = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
+            writer.write(warmup_record(model_name, "serving_default", "image", pixels))
+            encoded = np.array([tf.io.encode_png(p).numpy() for p in pixels], dtype=object)
+            writer.write(warmup_record(model_name, SIGNATURE_BYTES, "image_bytes", encoded))

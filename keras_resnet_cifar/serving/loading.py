@@ -1,0 +1,112 @@
+"""One way for every tool to get a model: a ``.keras`` file or a pretrained name.
+
+A model spec is either the path of a ``.keras`` file (with ``labels.txt``
+beside it, as training writes) or ``<variant>:<weights>``, for example
+``resnet20:cifar10``, which builds the variant with the shipped weights.
+"""
+
+import dataclasses
+import os
+import zipfile
+
+from keras_resnet_cifar import files
+from keras_resnet_cifar.models import pretrained
+from keras_resnet_cifar.models.presets import CIFAR10_CLASSES, VARIANTS
+
+
+class ModelFileError(Exception):
+    """A model spec that names no readable model; the message says which and why."""
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A model with what the tools need to report on it.
+
+    Attributes:
+        model: the ``keras.Model``.
+        class_names: names in label order, or None when unknown.
+        card: model-card entries (dataset, source) for an export.
+        source: the spec it came from.
+        run_dir: the folder of a ``.keras`` file (config.json and
+            metrics.json of its run may lie there); None for a pretrained name.
+    """
+
+    model: object
+    class_names: list | None
+    card: dict
+    source: str
+    run_dir: str | None
+
+
+def parse_spec(spec):
+    """``(variant, weights)`` for a ``name:weights`` spec, None for a file path.
+
+    Raises:
+        ModelFileError: a ``name:weights`` spec with an unknown variant or weights.
+    """
+    if spec.endswith(".keras") or ":" not in spec or os.path.exists(spec):
+        return None
+    name, weights = spec.split(":", 1)
+    shipped = sorted(f"{p.model}:{p.dataset}" for p in pretrained.PRETRAINED.values())
+    if name not in VARIANTS or (name, weights) not in pretrained.PRETRAINED:
+        raise ModelFileError(f"no pretrained model {spec!r}; available: {', '.join(shipped)}")
+    return name, weights
+
+
+def load(spec):
+    """Loads a model spec for inference.
+
+    Args:
+        spec: a ``.keras`` path or ``<variant>:<weights>`` (``resnet56:cifar10``).
+
+    Returns:
+        A ``LoadedModel``.
+
+    Raises:
+        ModelFileError: the file is missing, not a ``.keras`` file, corrupt
+            or truncated, or the name is unknown.
+        pretrained.WeightsError: a shipped weights file is missing or corrupt.
+    """
+    named = parse_spec(spec)
+    if named:
+        from keras_resnet_cifar.models import resnet
+
+        name, weights = named
+        model = resnet.from_preset(name, weights=weights)
+        card = {
+            "dataset": weights,
+            "source": f"pretrained weights {spec} (akamaster/pytorch_resnet_cifar10, BSD 2-Clause)",
+        }
+        return LoadedModel(model, list(CIFAR10_CLASSES), card, spec, None)
+    run_dir = os.path.dirname(os.path.abspath(spec))
+    return LoadedModel(load_keras_file(spec), read_labels(os.path.join(run_dir, "labels.txt")), {}, spec, run_dir)
+
+
+def load_keras_file(path):
+    """``keras.models.load_model(path)`` with one-line errors for bad files."""
+    if not os.path.isfile(path):
+        raise ModelFileError(f"model file {path} does not exist")
+    if not path.endswith(".keras"):
+        raise ModelFileError(
+            f"{path} is not a .keras file (give a .keras model file or a name such as resnet20:cifar10)"
+        )
+    # Keras reports a damaged archive as "File not found"; the zip directory
+    # at the end of the file tells a truncated or foreign file apart first.
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path} is not a valid .keras file (corrupt or truncated: no zip archive)")
+    import keras
+
+    try:
+        return keras.models.load_model(path)
+    except Exception as e:  # noqa: BLE001 - any failure inside the archive means a bad file
+        raise ModelFileError(
+            f"{path} is not a valid .keras file (corrupt or truncated): {files.error_text(e)}"
+        ) from None
+
+
+def read_labels(path):
+    """Class names from a ``labels.txt`` (one per line, in label order), or None if there is none."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip()]

@@ -1,0 +1,91 @@
+"""Classifying image files or arrays with a .keras model or an exported SavedModel."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from keras_resnet_cifar import files
+from keras_resnet_cifar.data.input_pipeline import DataError
+from keras_resnet_cifar.serving import loading
+
+IMAGE_SHAPE = (32, 32, 3)
+
+
+def read_images(paths, resize=False):
+    """Decodes PNG/JPEG files into a uint8 batch, checking size and mode.
+
+    Raises:
+        DataError: naming the file that is unreadable, not RGB, or not 32x32
+            (unless ``resize``: then it is resized, bilinear, to 32x32).
+    """
+    images = []
+    for path in paths:
+        try:
+            image = tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False)
+        except tf.errors.NotFoundError:
+            raise DataError(f"image {path} does not exist") from None
+        except tf.errors.OpError as e:
+            raise DataError(f"cannot decode image {path}: {files.error_text(e)}") from None
+        channels = image.shape[-1]
+        if channels != 3:
+            mode = {1: "grayscale", 2: "grayscale+alpha", 4: "RGBA"}.get(channels, f"{channels}-channel")
+            raise DataError(f"image {path} is {mode}; the models take RGB images")
+        if tuple(image.shape) != IMAGE_SHAPE:
+            if not resize:
+                raise DataError(
+                    f"image {path} is {image.shape[0]}x{image.shape[1]}, expected 32x32 (pass --resize to resize it)"
+                )
+            image = tf.cast(tf.round(tf.clip_by_value(tf.image.resize(image, IMAGE_SHAPE[:2]), 0, 255)), tf.uint8)
+        images.append(image.numpy())
+    return np.stack(images)
+
+
+def read_npy(path):
+    """A ``[N, 32, 32, 3]`` batch of 0..255 pixels from a .npy file."""
+    try:
+        batch = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read {path}: {e}") from None
+    if batch.ndim == 3:
+        batch = batch[None]
+    if batch.ndim != 4 or batch.shape[1:] != IMAGE_SHAPE:
+        raise DataError(f"{path} holds shape {batch.shape}, expected [N, 32, 32, 3]")
+    if batch.dtype != np.uint8 and (batch.min() < 0 or batch.max() > 255):
+        raise DataError(f"{path} values span {batch.min()}..{batch.max()}, expected raw pixels 0..255")
+    return batch
+
+
+class Classifier:
+    """Probabilities from a SavedModel directory or a ``loading`` spec (.keras file, ``resnet20:cifar10``)."""
+
+    def __init__(self, path):
+        if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
+            loaded = tf.saved_model.load(path)
+            self._fn = lambda x: loaded.signatures["serving_default"](image=tf.constant(x, tf.uint8))[
+                "probabilities"
+            ].numpy()
+            self.class_names = loading.read_labels(os.path.join(path, "assets", "labels.txt"))
+        else:
+            import keras
+
+            loaded = loading.load(path)
+            model = loaded.model
+            softmax = getattr(model.layers[-1], "activation", None) is keras.activations.softmax
+
+            def fn(x):
+                out = model.predict(np.asarray(x, np.float32), verbose=0)
+                return out if softmax else keras.ops.convert_to_numpy(keras.ops.softmax(out))
+
+            self._fn = fn
+            self.class_names = loaded.class_names
+
+    def top_k(self, images, k):
+        """For each image: a list of (class id, class name, probability), best first."""
+        probs = self._fn(images)
+        names = self.class_names or [str(i) for i in range(probs.shape[-1])]
+        results = []
+        for row in probs:
+            best = np.argsort(-row)[:k]
+            results.append([(int(i), names[i], float(row[i])) for i in best])
+        return results

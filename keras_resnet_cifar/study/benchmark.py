@@ -1,0 +1,188 @@
+"""Speed measurements: training, inference, serving and the input pipeline.
+
+Every figure is a steady-state rate: compilation and the first steps are run
+and thrown away before the clock starts. Rates on shared machines drift, so
+each table row also carries its ratio to a baseline measured in the same run.
+TensorFlow-only (it times the tf.data pipeline and the SavedModel export).
+"""
+
+import dataclasses
+import os
+import platform
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_resnet_cifar.data import input_pipeline
+from keras_resnet_cifar.models import resnet
+from keras_resnet_cifar.training import device, runner
+
+
+@dataclasses.dataclass
+class TrainCase:
+    """One training configuration to time."""
+
+    depth: int = 20
+    shortcut: str = "A"
+    precision: str = "float32"
+    batch_size: int = 128
+    xla: bool = False
+    data: str = "pipeline"  # "pipeline": tf.data with augmentation; "synthetic": one batch repeated
+
+    def label(self):
+        return (
+            f"ResNet{self.depth}{self.shortcut} {self.precision} batch {self.batch_size} "
+            f"{'XLA' if self.xla else 'no XLA'} {self.data}"
+        )
+
+
+def machine():
+    """The CPU, its flags that matter for speed, core count and versions."""
+    cpu = device.cpu_info()
+    return {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        **runner.versions(),
+        "cpu_model": cpu["cpu_model"],
+        "cpu_flags": sorted(cpu["cpu_flags"] & device.SPEED_FLAGS),
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+    }
+
+
+def train_images_per_sec(case, images=None, warmup_steps=5, steps=20):
+    """Training rate of ``case`` in images per second.
+
+    Args:
+        case: a ``TrainCase``.
+        images: uint8 ``[N, 32, 32, 3]`` the pipeline draws from; random
+            pixels when None.
+        warmup_steps: steps run before timing (compilation included).
+        steps: timed steps.
+    """
+    keras.mixed_precision.set_global_policy(case.precision)
+    try:
+        model = resnet.resnet_cifar(depth=case.depth, shortcut=case.shortcut)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    rng = np.random.default_rng(0)
+    if images is None:
+        images = rng.integers(0, 256, (max(4 * case.batch_size, 2048), 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, len(images)).astype(np.int64)
+    if case.data == "pipeline":
+        ds = input_pipeline.train_dataset(images, labels, case.batch_size, seed=0)
+    else:
+        batch = (images[: case.batch_size], labels[: case.batch_size])
+        ds = tf.data.Dataset.from_tensors(batch).repeat()
+    return _fit_rate(model, ds, case.batch_size, case.xla, warmup_steps, steps)
+
+
+def _fit_rate(model, ds, batch_size, xla, warmup_steps, steps):
+    """Compiles ``model`` for SGD and returns its steady-state training rate on ``ds``."""
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=xla,
+    )
+    timer = _StepTimer(warmup_steps)
+    model.fit(ds, epochs=1, steps_per_epoch=warmup_steps + steps, verbose=0, callbacks=[timer], shuffle=False)
+    return steps * batch_size / timer.elapsed()
+
+
+class _StepTimer(keras.callbacks.Callback):
+    def __init__(self, warmup_steps):
+        super().__init__()
+        self.warmup_steps = warmup_steps
+        self.start = self.end = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.warmup_steps - 1:
+            self.start = time.perf_counter()
+        self.end = time.perf_counter()
+
+    def elapsed(self):
+        return self.end - self.start
+
+
+def pipeline_images_per_sec(images=None, batch_size=128, batches=200):
+    """Rate of the training tf.data pipeline alone (shuffle, gather, augment)."""
+    if images is None:
+        images = np.random.default_rng(0).integers(0, 256, (50_000, 32, 32, 3), dtype=np.uint8)
+    labels = np.zeros(len(images), np.int64)
+    it = iter(input_pipeline.train_dataset(images, labels, batch_size, seed=0))
+    for _ in range(20):
+        next(it)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def latency_ms(fn, x, repeats=200, warmup=20):
+    """p50 and p99 wall time of ``fn(x)`` in milliseconds."""
+    for _ in range(warmup):
+        fn(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(x)
+        times.append(time.perf_counter() - start)
+    return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 99) * 1e3)
+
+
+def images_per_sec(fn, x, repeats=20, warmup=3):
+    """Throughput of ``fn`` on the batch ``x``."""
+    for _ in range(warmup):
+        fn(x)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn(x)
+    return repeats * len(x) / (time.perf_counter() - start)
+
+
+def inference(depth=20, shortcut="A", batch_size=128):
+    """Keras model and exported SavedModel: batch throughput and batch-1 latency.
+
+    The Keras figures call a compiled ``model(x, training=False)``, the
+    SavedModel ones the ``serving_default`` signature TF Serving runs
+    (uint8 in, probabilities, class ids and logits out).
+    """
+    from keras_resnet_cifar.serving import export
+
+    model = resnet.resnet_cifar(depth=depth, shortcut=shortcut)
+    keras_fn = tf.function(lambda x: model(x, training=False), jit_compile=False)
+    rng = np.random.default_rng(0)
+    batch = rng.integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8)
+    one = batch[:1]
+    results = {}
+    results["keras"] = _serving_figures(lambda x: keras_fn(tf.cast(x, tf.float32)), batch, one)
+    with tempfile.TemporaryDirectory() as base:
+        path = export.export_saved_model(model, base, model_name="bench", version=1, warmup=False)
+        signature = tf.saved_model.load(path).signatures["serving_default"]
+        results["saved_model"] = _serving_figures(lambda x: signature(image=tf.constant(x)), batch, one)
+    return results
+
+
+def _serving_figures(fn, batch, one):
+    p50, p99 = latency_ms(fn, one)
+    return {
+        "batch_images_per_sec": images_per_sec(fn, batch),
+        "batch_size": len(batch),
+        "latency_p50_ms": p50,
+        "latency_p99_ms": p99,
+    }
+
+
+def imagenet_train_images_per_sec(arch="resnet50", batch_size=32, xla=False, image_size=224, warmup_steps=2, steps=5):
+    """Training rate of an ImageNet ResNet on one in-memory batch, in images per second."""
+    from keras_resnet_cifar.models import imagenet
+
+    model = imagenet.resnet_imagenet(arch, input_shape=(image_size, image_size, 3))
+    rng = np.random.default_rng(0)
+    batch = (
+        rng.integers(0, 256, (batch_size, image_size, image_size, 3), dtype=np.uint8),
+        rng.integers(0, 1000, batch_size),
+    )
+    return _fit_rate(model, tf.data.Dataset.from_tensors(batch).repeat(), batch_size, xla, warmup_steps, steps)

@@ -1,0 +1,1 @@
+"""Training: the one runner, its callbacks, the CIFAR and ImageNet tasks, schedules, device choices."""

@@ -1,0 +1,180 @@
+"""Training ImageNet ResNets: the CIFAR run's machinery with ImageNet's recipe.
+
+SGD with momentum 0.9, coupled weight decay 1e-4, learning rate 0.1 per 256
+images; "step" divides it by 10 at 1/3, 2/3 and 8/9 of the run (epochs 30,
+60 and 80 of 90) after an optional warm-up at a tenth of the rate,
+"cosine" decays it to 0 after an optional linear warm-up (both
+``schedules.make_schedule``). Optional label smoothing. Top-1 and top-5
+accuracy. The runner (``runner.py``) does the rest, as for CIFAR: resume,
+NaN stop, mixed precision, MirroredStrategy, save and export.
+"""
+
+import dataclasses
+import math
+
+import keras
+import tensorflow as tf
+
+from keras_resnet_cifar.data import imagenet_data
+from keras_resnet_cifar.models import imagenet
+from keras_resnet_cifar.training import config as config_lib
+from keras_resnet_cifar.training import runner, schedules
+from keras_resnet_cifar.training.config import TrainingError
+
+BASE_BATCH = 256
+BASE_LR = 0.1
+
+
+@dataclasses.dataclass
+class ImageNetConfig:
+    """One ImageNet run; defaults are the paper's (with torchvision's v1.5 blocks)."""
+
+    arch: str = "resnet50"
+    residual: bool = True
+    shortcut: str = "B"
+    stride_on: str = "3x3"
+    data_dir: str | None = None
+    manual_dir: str | None = None
+    model_dir: str = "runs/imagenet"
+    image_size: int = 224
+    scale_augmentation: bool = False
+    batch_size: int = 256
+    learning_rate: float | None = None
+    schedule: str = "step"
+    epochs: int | None = 90
+    steps: int | None = None
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    precision: str = "auto"
+    xla: bool | None = None
+    strategy: str = "auto"
+    seed: int = 0
+    verbose: int | None = None
+    export: bool = True
+    overwrite: bool = False
+    allow_lr_change: bool = False
+    deterministic: bool = False
+
+
+def check_config(config):
+    """Raises ``TrainingError`` naming the first bad setting."""
+    checks = [
+        (
+            config.arch in imagenet.ARCHITECTURES,
+            f"arch must be one of {', '.join(imagenet.ARCHITECTURES)}, got {config.arch!r}",
+        ),
+        (config.shortcut in ("A", "B", "C"), f"shortcut must be A, B or C, got {config.shortcut!r}"),
+        (config.stride_on in ("3x3", "1x1"), f"stride_on must be 3x3 or 1x1, got {config.stride_on!r}"),
+        (config.image_size >= 32, f"image_size must be >= 32, got {config.image_size}"),
+        (config.schedule in schedules.IMAGENET_SCHEDULES, f"schedule must be step or cosine, got {config.schedule!r}"),
+        (config.steps is None or config.steps >= 1, f"steps must be >= 1, got {config.steps}"),
+        (config.epochs is None or config.epochs >= 1, f"epochs must be >= 1, got {config.epochs}"),
+        (config.learning_rate is None or config.learning_rate > 0, f"lr must be > 0, got {config.learning_rate}"),
+        (config.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {config.warmup_epochs}"),
+        (0 <= config.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {config.label_smoothing}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise TrainingError(message)
+    config_lib.check_options(config_lib.run_options(config))
+
+
+def build(config, num_classes):
+    return imagenet.resnet_imagenet(
+        config.arch,
+        residual=config.residual,
+        shortcut=config.shortcut,
+        stride_on=config.stride_on,
+        num_classes=num_classes,
+        input_shape=(config.image_size, config.image_size, 3),
+        weight_decay=config.weight_decay,
+    )
+
+
+def train_imagenet(config, log=print):
+    """Trains, evaluates (top-1, top-5), saves and exports one ImageNet model.
+
+    Returns:
+        The final metrics (also in ``model_dir/metrics.json``).
+    """
+    check_config(config)
+    return runner.run(config_lib.run_options(config), lambda: make_task(config, log), log)
+
+
+def make_task(config, log=print):
+    """Opens the data and describes the ImageNet run for the runner."""
+    source = imagenet_data.load(config.data_dir, config.manual_dir)
+    log(source.describe())
+    steps_per_epoch = source.train_size // config.batch_size
+    if steps_per_epoch < 1:
+        raise TrainingError(f"{source.train_size} training images are fewer than one batch of {config.batch_size}")
+    total_steps = config.steps or config.epochs * steps_per_epoch
+    steps_per_epoch = min(steps_per_epoch, total_steps)
+    learning_rate = config.learning_rate or BASE_LR * config.batch_size / BASE_BATCH
+    warmup = round(config.warmup_epochs * steps_per_epoch)
+    try:
+        schedule = schedules.make_schedule(config.schedule, learning_rate, total_steps, warmup)
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
+    num_classes = len(source.class_names)
+
+    def one_hot(images, labels):
+        return images, tf.one_hot(labels, num_classes)
+
+    val_ds = imagenet_data.eval_dataset(source, config.batch_size, config.image_size)
+    settings = {
+        key: getattr(config, key)
+        for key in (
+            "arch",
+            "residual",
+            "shortcut",
+            "stride_on",
+            "data_dir",
+            "manual_dir",
+            "image_size",
+            "scale_augmentation",
+            "steps",
+            "label_smoothing",
+            "weight_decay",
+            "schedule",
+        )
+    }
+    settings.update(learning_rate=learning_rate, warmup_steps=warmup, data_source=source.description)
+    size = config.image_size
+    return config_lib.Task(
+        dataset="imagenet2012",
+        class_names=source.class_names,
+        settings=settings,
+        resume_keys=(
+            "arch",
+            "residual",
+            "shortcut",
+            "stride_on",
+            "image_size",
+            "scale_augmentation",
+            "warmup_steps",
+            "label_smoothing",
+        ),
+        build_model=lambda: build(config, num_classes),
+        train_dataset=lambda first_step: imagenet_data.train_dataset(
+            source, config.batch_size, size, config.scale_augmentation, config.seed, first_step=first_step
+        ).map(one_hot),
+        val_dataset=None if val_ds is None else val_ds.map(one_hot),
+        test_dataset=None,
+        loss=lambda training: keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=config.label_smoothing if training else 0.0
+        ),
+        metrics=lambda: [
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            keras.metrics.TopKCategoricalAccuracy(5, name="top5_accuracy"),
+        ],
+        schedule=schedule,
+        steps_per_epoch=steps_per_epoch,
+        epochs=math.ceil(total_steps / steps_per_epoch),
+        total_steps=total_steps,
+        export_options={"image_size": size, "preprocess_bytes": lambda data: imagenet_data.eval_image(data, size)},
+        summary=f"{config.arch} ({'shortcut ' + config.shortcut if config.residual else 'plain'}, "
+        f"stride on {config.stride_on}), {size}px",
+    )
