@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import keras_resnet_cifar as krc
-from keras_resnet_cifar.models import blocks, resnet, stats
+from keras_resnet_cifar.models import blocks, stats
 from keras_resnet_cifar.models.presets import CIFAR100_EXTRA_PARAMS, VARIANTS
 
 
