@@ -60,3 +60,9 @@ def test_schedule_serializes_with_keras_alone():
     config = keras.optimizers.schedules.serialize(s)
     again = keras.optimizers.schedules.deserialize(config)
     assert _at(again, 400) == pytest.approx(0.1) and _at(again, 32_000) == pytest.approx(0.01)
+    # Every schedule, CIFAR's and ImageNet's, is a built-in class that round-trips.
+    for name in schedules.SCHEDULES + schedules.IMAGENET_SCHEDULES:
+        s = schedules.make_schedule(name, 0.1, 900, warmup_steps=10 if name != "onecycle" else 0)
+        assert type(s).__module__.startswith("keras.src.optimizers.schedules")
+        again = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(s))
+        assert [_at(again, t) for t in (0, 300, 899)] == pytest.approx([_at(s, t) for t in (0, 300, 899)])

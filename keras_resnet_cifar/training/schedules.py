@@ -1,7 +1,7 @@
 """Learning-rate schedules: pure functions of the step, built-in Keras classes.
 
 Built-in schedule classes serialize with Keras alone, so an optimizer saved
-with them (BackupAndRestore, a compiled model) needs no code of ours to load.
+with them (a compiled model saved with its optimizer) needs no code of ours to load.
 
 The optimizer evaluates the schedule at ``optimizer.iterations`` *before* the
 update, so update number ``i`` (counting from 0) uses ``schedule(i)``.
