@@ -22,6 +22,7 @@ downloaded.
 import dataclasses
 import hashlib
 import importlib.resources
+import warnings
 
 from keras_resnet_cifar import files
 
@@ -198,10 +199,14 @@ def load(model, weights, entry, build_source):
     """
     if entry is None:
         try:
-            model.load_weights(weights)
+            with warnings.catch_warnings():
+                # Keras only warns when parts of the file do not fit and
+                # leaves those layers as initialised: refuse such a file.
+                warnings.filterwarnings("error", message="Skipping", category=UserWarning)
+                model.load_weights(weights)
         except FileNotFoundError:
             raise ValueError(f"weights file {weights} does not exist") from None
-        except (ValueError, OSError) as e:
+        except (ValueError, OSError, UserWarning) as e:
             raise ValueError(f"cannot load weights file {weights} into {model.name}: {files.error_text(e)}") from None
         return
     source = build_source()
