@@ -31,8 +31,8 @@ setup(
     extras_require={
         # jax: the tests also run the model code under KERAS_BACKEND=jax.
         # torch: the weight-conversion tests compare with a PyTorch forward;
-        # 2.13.0 is the CPU build (a bare "torch" can resolve to a CUDA build
-        # of several GB).
+        # 2.13.0 is the CPU build (an unpinned torch requirement can resolve
+        # to a CUDA build of several GB).
         # matplotlib: the diagram and plain-vs-residual plot tests.
         # setuptools: the wheel test builds without network (bdist_wheel is
         # built in from 70.1).

@@ -27,6 +27,8 @@ def test_a_damaged_file_is_named_as_such(bad_files, name):
         loading.load_keras_file(str(bad_files / name))
     with pytest.raises(loading.ModelFileError, match="does not exist"):
         loading.load_keras_file(str(bad_files / "missing.keras"))
+    with pytest.raises(loading.ModelFileError, match="is a directory, not a .keras file"):
+        loading.load_keras_file(str(bad_files))
 
 
 @pytest.mark.parametrize(

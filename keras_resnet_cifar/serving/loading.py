@@ -84,6 +84,8 @@ def load(spec):
 
 def load_keras_file(path):
     """``keras.models.load_model(path)`` with one-line errors for bad files."""
+    if os.path.isdir(path):
+        raise ModelFileError(f"{path} is a directory, not a .keras file (nor a SavedModel: no saved_model.pb in it)")
     if not os.path.isfile(path):
         raise ModelFileError(f"model file {path} does not exist")
     if not path.endswith(".keras"):
