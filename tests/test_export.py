@@ -353,7 +353,10 @@ def _card_model(key, depth, shortcut):
     return krc.resnet_imagenet(depth, shortcut=shortcut)
 
 
-@pytest.mark.parametrize("key,depth,shortcut", _CARDS + [pytest.param("cifar1202A", 1202, "A", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "key,depth,shortcut",
+    _CARDS + [pytest.param(f"cifar1202{s}", 1202, s, marks=pytest.mark.slow) for s in ("A", "B", "none (plain)")],
+)
 def test_the_model_card_states_the_true_depth_and_shortcut(key, depth, shortcut):
     card = export.describe(_card_model(key, depth, shortcut))
     assert (card["depth"], card["shortcut"]) == (depth, shortcut)
