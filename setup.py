@@ -39,9 +39,14 @@ setup(
         "test": ["pytest", "jax", "torch==2.13.0", "matplotlib", "setuptools>=70.1", "ruff"],
         # Diagrams and the plain-vs-residual study (tools/make_docs.py, tools/compare.py).
         "study": ["matplotlib"],
-        # Reading PyTorch checkpoints (tools/convert_weights.py).
-        # 2.13.0 is the CPU build; an open range resolves to a CUDA build of several GB.
+        # torch: training under Keras's torch backend, which tools/train.py
+        # picks on CPUs without AMX (about twice TensorFlow's rate there);
+        # also reading PyTorch checkpoints (tools/convert_weights.py) and the
+        # PyTorch peer of tools/benchmark.py. 2.13.0 is the CPU build; an
+        # open range resolves to a CUDA build of several GB.
         "torch": ["torch==2.13.0"],
+        # jax: tools/train.py --backend=jax, and tools/train_arrays.py.
+        "jax": ["jax"],
         "gpu": ["tensorflow[and-cuda]>=2.21"],
     },
 )

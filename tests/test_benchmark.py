@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from keras_resnet_cifar.study import benchmark
-from keras_resnet_cifar.training import device
+from keras_resnet_cifar.training import device, machine
 from tests.helpers import REPO
 
 
@@ -25,6 +25,7 @@ def test_tool_writes_every_figure(tmp_path):
         "--precisions=float32",
         "--xla=off",
         "--data=pipeline,synthetic",
+        "--backends=tensorflow,torch",
         "--steps=2",
         "--warmup_steps=1",
         f"--json={out}",
@@ -33,9 +34,22 @@ def test_tool_writes_every_figure(tmp_path):
     report = json.loads(out.read_text())
     assert report["machine"]["cpu_count"] >= 1 and report["machine"]["tensorflow"]
     assert report["pipeline_images_per_sec"] > 0
-    assert [(r["data"], r["depth"]) for r in report["train"]] == [("pipeline", 8), ("synthetic", 8)]
+    assert [(r["data"], r["backend"], r["depth"]) for r in report["train"]] == [
+        ("pipeline", "tensorflow", 8),
+        ("pipeline", "torch", 8),
+        ("synthetic", "tensorflow", 8),
+        ("synthetic", "torch", 8),
+    ]
     assert all(r["images_per_sec"] > 0 for r in report["train"])
-    assert report["train"][0]["ratio"] == 1.0
+    assert report["train"][0]["ratio"] == report["train"][2]["ratio"] == 1.0
+    assert report["train"][1]["ratio"] == pytest.approx(
+        report["train"][1]["images_per_sec"] / report["train"][0]["images_per_sec"]
+    )
+    # The row marked as tools/train.py's default is the backend --backend=auto picks, on the pipeline.
+    defaults = [(r["backend"], r["data"]) for r in report["train"] if r["default"]]
+    assert defaults in ([], [(machine.resolve_backend("auto"), "pipeline")])
+    if machine.resolve_backend("auto") == "torch":  # float32 and eager there: in this grid
+        assert defaults and "<- tools/train.py default" in result.stdout
     for kind in ("keras", "saved_model"):
         figures = report["inference"]["resnet8A"][kind]
         assert figures["batch_images_per_sec"] > 0
@@ -51,6 +65,7 @@ def test_peer_figures_and_ratios(tmp_path):
         "--precisions=float32",
         "--xla=off",
         "--data=synthetic",
+        "--backends=tensorflow",
         "--steps=1",
         "--warmup_steps=1",
         "--peer=torch",
@@ -99,19 +114,19 @@ def test_latency_percentiles_are_ordered():
 
 
 def test_xla_default_is_on_only_for_emulated_bfloat16(monkeypatch):
-    monkeypatch.setattr(device, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(machine, "cpu_has_amx", lambda: False)
     assert device.resolve_xla(None, "float32", deterministic=False, replicas=1) is False
     assert device.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=1) is True
     assert device.resolve_xla(None, "mixed_bfloat16", deterministic=True, replicas=1) is False
     assert device.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=2) is False
     assert device.resolve_xla(True, "float32", deterministic=False, replicas=1) is True
-    monkeypatch.setattr(device, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(machine, "cpu_has_amx", lambda: True)
     assert device.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=1) is False
 
 
 def test_auto_precision_follows_amx(monkeypatch):
-    monkeypatch.setattr(device, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(machine, "cpu_has_amx", lambda: True)
     assert device.resolve_precision("auto") == "mixed_bfloat16"
-    monkeypatch.setattr(device, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(machine, "cpu_has_amx", lambda: False)
     assert device.resolve_precision("auto") == "float32"
     assert device.resolve_precision("mixed_float16") == "mixed_float16"

@@ -28,7 +28,14 @@ flags.DEFINE_list("depths", ["20"], "Depths 6n+2 to time.")
 flags.DEFINE_list("shortcuts", ["A"], "Shortcut options (A, B).")
 flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], f"Any of {', '.join(PRECISIONS)}.")
 flags.DEFINE_list("batch_sizes", ["128"], "Training batch sizes.")
-flags.DEFINE_list("xla", ["off", "on"], "XLA settings to time: off, on.")
+flags.DEFINE_list("xla", ["off", "on"], "XLA settings to time under TensorFlow: off, on.")
+flags.DEFINE_list(
+    "backends",
+    ["auto"],
+    "Keras backends to time training under (tensorflow, torch, jax); auto: tensorflow and the "
+    "backend tools/train.py picks here. Other backends than tensorflow run with their default "
+    "compilation (torch: eager; jax: jit).",
+)
 flags.DEFINE_list(
     "data",
     ["pipeline", "synthetic"],
@@ -88,32 +95,58 @@ def main(argv):
     xla = [v == "on" for v in _choices("xla", FLAGS.xla, ("off", "on"))]
     data = _choices("data", FLAGS.data, ("pipeline", "synthetic"))
     imagenet_archs = _choices("imagenet_archs", FLAGS.imagenet_archs, ARCHS) if FLAGS.imagenet_archs else []
+    backends = _choices("backends", FLAGS.backends, ("auto", "tensorflow", "torch", "jax"))
 
+    from keras_resnet_cifar.training import machine
+
+    if "auto" in backends:
+        backends = ["tensorflow", machine.resolve_backend("auto")]
+    backends = list(dict.fromkeys(backends))
+    machine.select_backend("tensorflow")  # this process: pipeline, inference, SavedModel
     from keras_resnet_cifar.data import input_pipeline
     from keras_resnet_cifar.study import benchmark
+    from keras_resnet_cifar.training import device
 
     images = None
     if FLAGS.data_dir:
         images = input_pipeline.load_dataset("cifar10", FLAGS.data_dir).train_images
-    result = {"machine": benchmark.machine(), "train": [], "inference": {}}
+    result = {"machine": benchmark.describe_machine(), "train": [], "inference": {}}
     print("Machine: " + ", ".join(f"{k} {v}" for k, v in result["machine"].items()), flush=True)
     result["pipeline_images_per_sec"] = benchmark.pipeline_images_per_sec(images)
     print(f"Input pipeline alone (batch 128, augmentation): {result['pipeline_images_per_sec']:,.0f} img/s", flush=True)
 
     if FLAGS.train:
-        print(f"\n{'training':<62} {'img/s':>8} {'ratio':>6}", flush=True)
+        # tools/train.py's defaults on this machine, which the row marked "default" times.
+        default_backend = machine.resolve_backend("auto")
+        default_precision = device.resolve_precision("auto")
+        default_xla = device.resolve_xla(None, default_precision, False, 1, default_backend)
+        cases = []
         for depth in depths:
             for shortcut in shortcuts:
                 for batch in batch_sizes:
                     for source in data:
-                        baseline = None
-                        for precision in precisions:
-                            for jit in xla:
-                                case = benchmark.TrainCase(depth, shortcut, precision, batch, jit, source)
-                                rate = benchmark.train_images_per_sec(case, images, FLAGS.warmup_steps, FLAGS.steps)
-                                baseline = baseline or rate
-                                result["train"].append({**vars(case), "images_per_sec": rate, "ratio": rate / baseline})
-                                print(f"{case.label():<62} {rate:>8,.0f} {rate / baseline:>6.2f}", flush=True)
+                        for backend in backends:
+                            for precision in precisions:
+                                jits = xla if backend == "tensorflow" else [backend == "jax"]
+                                for jit in jits:
+                                    cases.append(
+                                        benchmark.TrainCase(depth, shortcut, precision, batch, jit, source, backend)
+                                    )
+        print(f"\nTiming {len(cases)} training case(s) under {', '.join(backends)} ...", flush=True)
+        rates = benchmark.train_rates(cases, images, FLAGS.warmup_steps, FLAGS.steps)
+        print(f"{'training (ratio: to the first row of its depth, batch and data)':<70} {'img/s':>8} {'ratio':>6}")
+        baselines = {}
+        for case, rate in zip(cases, rates):
+            baseline = baselines.setdefault((case.depth, case.shortcut, case.batch_size, case.data), rate)
+            default = (case.backend, case.precision, case.xla, case.data) == (
+                default_backend,
+                default_precision,
+                default_xla,
+                "pipeline",
+            )
+            result["train"].append({**vars(case), "images_per_sec": rate, "ratio": rate / baseline, "default": default})
+            mark = "  <- tools/train.py default" if default else ""
+            print(f"{case.label():<70} {rate:>8,.0f} {rate / baseline:>6.2f}{mark}", flush=True)
 
     for arch in imagenet_archs:
         baseline = None
@@ -201,8 +234,9 @@ def _time_peer(result, depths, shortcuts):
             if best and row.get("depth") == depth:
                 row["ratio_to_peer"] = row["images_per_sec"] / best
                 print(
-                    f"train  ResNet{depth}{row['shortcut']} {row['precision']} {row['data']} "
-                    f"{'XLA' if row['xla'] else 'no XLA'}: {row['ratio_to_peer']:.2f}x",
+                    f"train  ResNet{depth}{row['shortcut']} {row['backend']} {row['precision']} {row['data']} "
+                    f"{'XLA' if row['xla'] else 'no XLA'}: {row['ratio_to_peer']:.2f}x"
+                    + ("  (tools/train.py default)" if row.get("default") else ""),
                     flush=True,
                 )
         figures = [f for k, f in peer["inference"].items() if k.startswith(f"resnet{depth}A ")]

@@ -33,8 +33,9 @@ def define_run_flags(batch_size, model_dir_default):
     flags.DEFINE_bool(
         "xla",
         None,
-        "Jit-compile the train step. Default: on for mixed_bfloat16 on a CPU without "
-        "AMX (emulated bf16 is 6x slower without it), Keras decides otherwise.",
+        "Jit-compile the train step (Keras jit_compile: XLA under tensorflow and jax, torch.compile "
+        "under torch). Default: under tensorflow on for mixed_bfloat16 on a CPU without AMX (emulated "
+        "bf16 is 6x slower without it), else Keras decides; always under jax; off under torch.",
     )
     flags.DEFINE_enum(
         "strategy",

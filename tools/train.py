@@ -57,6 +57,13 @@ flags.DEFINE_float(
     lower_bound=0,
 )
 flags.register_validator("validation_split", lambda v: v < 1, message="--validation_split must be below 1")
+flags.DEFINE_enum(
+    "backend",
+    "auto",
+    ["auto", "tensorflow", "torch", "jax"],
+    "Keras backend to train under. auto: torch on CPUs without AMX where torch is installed "
+    "(the faster one there), else tensorflow. Export and serving are TensorFlow either way.",
+)
 flags.DEFINE_integer("steps_per_execution", 1, "Train steps per graph call.", lower_bound=1)
 flags.DEFINE_string(
     "init_weights",
@@ -70,6 +77,12 @@ FLAGS = flags.FLAGS
 def main(argv):
     cli.reject_extra_args(argv)
     n = cli.resolve_n(FLAGS.n, FLAGS.depth, default=3)
+    from keras_resnet_cifar.training import machine
+
+    try:
+        machine.select_backend(FLAGS.backend)  # before Keras is imported
+    except ValueError as e:
+        raise cli.UsageError(str(e)) from None
     from keras_resnet_cifar.models import resnet
     from keras_resnet_cifar.training import train
 

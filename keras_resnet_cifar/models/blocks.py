@@ -21,27 +21,38 @@ from keras import layers
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 SHORTCUTS = ("A", "B", "C")
+DATA_FORMATS = ("channels_last", "channels_first")
 
 
-def layer_factories(weight_decay):
+def layer_factories(weight_decay, data_format="channels_last"):
     """``(conv, batch_norm, regularizer)`` with the settings every layer shares.
 
     ``weight_decay`` is PyTorch-style coupled decay, applied as L2
     regularisers of ``weight_decay / 2`` (the gradient of ``c * w**2`` is
     ``2 * c * w``) on every trainable weight; 0 gives none.
+    ``data_format`` is the layout the layers compute in.
     """
     regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
     conv = functools.partial(
-        layers.Conv2D, use_bias=False, kernel_initializer="he_normal", kernel_regularizer=regularizer
+        layers.Conv2D,
+        use_bias=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer=regularizer,
+        data_format=data_format,
     )
     batch_norm = functools.partial(
         layers.BatchNormalization,
+        axis=channel_axis(data_format),
         momentum=BN_MOMENTUM,
         epsilon=BN_EPSILON,
         gamma_regularizer=regularizer,
         beta_regularizer=regularizer,
     )
     return conv, batch_norm, regularizer
+
+
+def channel_axis(data_format):
+    return 1 if data_format == "channels_first" else -1
 
 
 def preprocessing(mean, std):
@@ -58,7 +69,7 @@ def preprocessing(mean, std):
     )
 
 
-def conv3x3(x, filters, stride, *, conv, name):
+def conv3x3(x, filters, stride, *, conv, name, data_format="channels_last"):
     """A 3x3 convolution padded by one pixel on every side.
 
     "same" padding with stride 2 pads 0 before and 1 after on even sizes, so
@@ -68,11 +79,11 @@ def conv3x3(x, filters, stride, *, conv, name):
     """
     if stride == 1:
         return conv(filters, 3, padding="same", name=name + "_conv")(x)
-    x = layers.ZeroPadding2D(1, name=name + "_pad")(x)
+    x = layers.ZeroPadding2D(1, data_format=data_format, name=name + "_pad")(x)
     return conv(filters, 3, strides=stride, padding="valid", name=name + "_conv")(x)
 
 
-def option_a_shortcut(x, filters, stride, *, name):
+def option_a_shortcut(x, filters, stride, *, name, data_format="channels_last"):
     """The paper's option A: ``x[:, ::s, ::s, :]`` with zero channels added.
 
     ``pad = filters - channels`` zero channels go ``pad // 2`` before and
@@ -80,58 +91,73 @@ def option_a_shortcut(x, filters, stride, *, name):
     """
     if stride != 1:
         # A 1x1 window with stride s keeps exactly every s-th pixel.
-        x = layers.MaxPooling2D(pool_size=1, strides=stride, padding="valid", name=name + "_subsample")(x)
-    pad = filters - x.shape[-1]
-    if pad < 0:
-        raise ValueError(f"Option A cannot reduce channels: {x.shape[-1]} -> {filters}.")
-    if pad:
-        # With data_format="channels_first", ZeroPadding2D reads an NHWC tensor
-        # as N, C=H, W, C and pads its last two axes, here only the channels:
-        # one built-in layer, no Lambda, any spatial size.
-        x = layers.ZeroPadding2D(
-            padding=((0, 0), (pad // 2, pad - pad // 2)), data_format="channels_first", name=name + "_pad"
+        x = layers.MaxPooling2D(
+            pool_size=1, strides=stride, padding="valid", data_format=data_format, name=name + "_subsample"
         )(x)
+    channels = x.shape[channel_axis(data_format)]
+    pad = filters - channels
+    if pad < 0:
+        raise ValueError(f"Option A cannot reduce channels: {channels} -> {filters}.")
+    if pad:
+        # ZeroPadding2D told the other layout pads the channel axis: an NHWC
+        # tensor read as channels_first pads its last two axes (W, C), an NCHW
+        # one read as channels_last its axes 1 and 2 (C, H); the padding puts
+        # zeros on C only. One built-in layer, no Lambda, any spatial size.
+        channels_only = (pad // 2, pad - pad // 2)
+        if data_format == "channels_first":
+            padding, read_as = (channels_only, (0, 0)), "channels_last"
+        else:
+            padding, read_as = ((0, 0), channels_only), "channels_first"
+        x = layers.ZeroPadding2D(padding=padding, data_format=read_as, name=name + "_pad")(x)
     return x
 
 
-def shortcut(x, filters, stride, *, option, conv, batch_norm, name):
+def shortcut(x, filters, stride, *, option, conv, batch_norm, name, data_format="channels_last"):
     """The skip branch: identity where the shape holds, else option A or a projection.
 
     Option "C" projects on every block (the paper's Table 3).
     """
-    if option != "C" and stride == 1 and x.shape[-1] == filters:
+    if option != "C" and stride == 1 and x.shape[channel_axis(data_format)] == filters:
         return x
     if option == "A":
-        return option_a_shortcut(x, filters, stride, name=name + "_0")
+        return option_a_shortcut(x, filters, stride, name=name + "_0", data_format=data_format)
     x = conv(filters, 1, strides=stride, name=name + "_0_conv")(x)
     return batch_norm(name=name + "_0_bn")(x)
 
 
-def basic_block(x, filters, stride, *, residual, option, conv, batch_norm, name, stride_on=None):
+def basic_block(
+    x, filters, stride, *, residual, option, conv, batch_norm, name, stride_on=None, data_format="channels_last"
+):
     """Two 3x3 convolutions with BatchNorm, plus the shortcut when residual.
 
     ``stride_on`` is a bottleneck's setting; a basic block has only 3x3
     convolutions and ignores it.
     """
+    layout = {"data_format": data_format}
     skip = (
-        shortcut(x, filters, stride, option=option, conv=conv, batch_norm=batch_norm, name=name) if residual else None
+        shortcut(x, filters, stride, option=option, conv=conv, batch_norm=batch_norm, name=name, **layout)
+        if residual
+        else None
     )
-    y = conv3x3(x, filters, stride, conv=conv, name=name + "_1")
+    y = conv3x3(x, filters, stride, conv=conv, name=name + "_1", **layout)
     y = batch_norm(name=name + "_1_bn")(y)
     y = layers.Activation("relu", name=name + "_1_relu")(y)
-    y = conv3x3(y, filters, 1, conv=conv, name=name + "_2")
+    y = conv3x3(y, filters, 1, conv=conv, name=name + "_2", **layout)
     y = batch_norm(name=name + "_2_bn")(y)
     return _merge(y, skip, name)
 
 
-def bottleneck_block(x, filters, stride, *, residual, option, conv, batch_norm, name, stride_on="3x3"):
+def bottleneck_block(
+    x, filters, stride, *, residual, option, conv, batch_norm, name, stride_on="3x3", data_format="channels_last"
+):
     """1x1 reduce, 3x3, 1x1 expand to ``4 * filters`` (ResNet-50/101/152).
 
     ``stride_on``: "3x3" strides the 3x3 convolution (v1.5), "1x1" the first
     1x1 (the paper's v1).
     """
+    layout = {"data_format": data_format}
     skip = (
-        shortcut(x, 4 * filters, stride, option=option, conv=conv, batch_norm=batch_norm, name=name)
+        shortcut(x, 4 * filters, stride, option=option, conv=conv, batch_norm=batch_norm, name=name, **layout)
         if residual
         else None
     )
@@ -139,7 +165,7 @@ def bottleneck_block(x, filters, stride, *, residual, option, conv, batch_norm, 
     y = conv(filters, 1, strides=first, name=name + "_1_conv")(x)
     y = batch_norm(name=name + "_1_bn")(y)
     y = layers.Activation("relu", name=name + "_1_relu")(y)
-    y = conv3x3(y, filters, middle, conv=conv, name=name + "_2")
+    y = conv3x3(y, filters, middle, conv=conv, name=name + "_2", **layout)
     y = batch_norm(name=name + "_2_bn")(y)
     y = layers.Activation("relu", name=name + "_2_relu")(y)
     y = conv(4 * filters, 1, name=name + "_3_conv")(y)
@@ -172,11 +198,13 @@ def build(
     classifier_activation,
     name,
     stride_on=None,
+    data_format="channels_last",
 ):
     """One ResNet from a stem, a table of stages and a block: the core of every builder.
 
     Args:
-        stem: ``(x, conv, batch_norm) -> x``: the layers before the stages.
+        stem: ``(x, conv, batch_norm, data_format) -> x``: the layers before
+            the stages.
         stages: ``[(blocks, filters), ...]``; stage ``i`` is named
             ``conv{i + 2}`` and its first block strides 2 from the second
             stage on.
@@ -188,16 +216,23 @@ def build(
         classifier_activation, name: as the public builders take them,
             already checked.
         stride_on: a bottleneck's stride placement.
+        data_format: the layout the layers compute in. The input is
+            ``(height, width, channels)`` either way; "channels_first"
+            transposes once, after the normalisation. The weights are the
+            same in both layouts (Keras keeps kernels as ``(h, w, in, out)``),
+            so one model's weights set the other's.
 
     Returns:
         A functional ``keras.Model``, input named "image".
     """
-    conv, batch_norm, regularizer = layer_factories(weight_decay)
+    conv, batch_norm, regularizer = layer_factories(weight_decay, data_format)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
     if include_preprocessing:
         x = preprocessing(preprocessing_mean, preprocessing_std)(x)
-    x = stem(x, conv, batch_norm)
+    if data_format == "channels_first":
+        x = layers.Permute((3, 1, 2), name="to_channels_first")(x)
+    x = stem(x, conv, batch_norm, data_format)
     for stage, (count, filters) in enumerate(stages):
         for index in range(count):
             x = block(
@@ -209,10 +244,11 @@ def build(
                 conv=conv,
                 batch_norm=batch_norm,
                 stride_on=stride_on,
+                data_format=data_format,
                 name=f"conv{stage + 2}_block{index + 1}",
             )
     if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.GlobalAveragePooling2D(data_format=data_format, name="avg_pool")(x)
         x = layers.Dense(
             num_classes,
             activation=classifier_activation,
@@ -225,9 +261,9 @@ def build(
             name="predictions",
         )(x)
     elif pooling == "avg":
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.GlobalAveragePooling2D(data_format=data_format, name="avg_pool")(x)
     elif pooling == "max":
-        x = layers.GlobalMaxPooling2D(name="max_pool")(x)
+        x = layers.GlobalMaxPooling2D(data_format=data_format, name="max_pool")(x)
     # Keras walks the functional graph recursively, a few frames per layer:
     # ResNet1202 (about 6,000 layers) needs far more than Python's default 1,000.
     with _recursion_limit(1_000 + 100 * sum(count for count, _ in stages)):
@@ -271,6 +307,13 @@ def check_head(include_top, num_classes, classifier_activation, pooling):
 def check_weight_decay(weight_decay):
     if isinstance(weight_decay, bool) or not weight_decay >= 0:
         raise ValueError(f"weight_decay must be a number >= 0. Received: weight_decay={weight_decay!r}")
+
+
+def check_data_format(data_format):
+    if data_format not in DATA_FORMATS:
+        raise ValueError(
+            f"data_format must be 'channels_last' or 'channels_first'. Received: data_format={data_format!r}"
+        )
 
 
 def check_input_shape(input_shape, min_size, rgb):

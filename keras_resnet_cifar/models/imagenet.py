@@ -77,6 +77,7 @@ def resnet_imagenet(
     pooling=None,
     classifier_activation=None,
     weight_decay=1e-4,
+    data_format="channels_last",
     name=None,
 ):
     """Builds an ImageNet ResNet (or plain net) of the paper.
@@ -98,6 +99,9 @@ def resnet_imagenet(
         classifier_activation: None (logits, default) or "softmax".
         weight_decay: PyTorch-style coupled decay, as L2 of ``wd / 2`` on
             every trainable weight; 0 disables it.
+        data_format: the layout the layers compute in, as in
+            ``resnet.resnet_cifar``; the input is ``(height, width, 3)``
+            either way.
         name: model name; default ``arch`` (``plain34``, ``resnet50_c`` ...).
 
     Returns:
@@ -115,6 +119,7 @@ def resnet_imagenet(
     blocks.check_input_shape(input_shape, _MIN_SIZE, rgb=True)
     blocks.check_head(include_top, num_classes, classifier_activation, pooling)
     blocks.check_weight_decay(weight_decay)
+    blocks.check_data_format(data_format)
     counts, bottleneck = ARCHITECTURES[arch]
     if name is None:
         depth = arch[len("resnet") :]
@@ -139,19 +144,20 @@ def resnet_imagenet(
         pooling=pooling,
         num_classes=num_classes,
         classifier_activation=classifier_activation,
+        data_format=data_format,
         name=name,
     )
 
 
-def _stem(x, conv, batch_norm):
+def _stem(x, conv, batch_norm, data_format):
     # Explicit symmetric padding, as torchvision and keras.applications.
-    x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    x = layers.ZeroPadding2D(3, data_format=data_format, name="conv1_pad")(x)
     x = conv(64, 7, strides=2, name="conv1_conv")(x)
     x = batch_norm(name="conv1_bn")(x)
     x = layers.Activation("relu", name="conv1_relu")(x)
     # Zero padding equals -inf padding here: the inputs are >= 0 after ReLU.
-    x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
-    return layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    x = layers.ZeroPadding2D(1, data_format=data_format, name="pool1_pad")(x)
+    return layers.MaxPooling2D(3, strides=2, data_format=data_format, name="pool1_pool")(x)
 
 
 def _check_arch(arch):

@@ -62,6 +62,7 @@ def resnet_cifar(
     classifier_activation=None,
     weight_decay=1e-4,
     weights=None,
+    data_format="channels_last",
     name=None,
 ):
     """Builds a CIFAR ResNet (or its plain counterpart) of depth ``6n + 2``.
@@ -107,6 +108,12 @@ def resnet_cifar(
             ``pretrained.py``) or the path to a ``.weights.h5`` file of the
             same network. With "cifar10" and ``include_top=False`` every
             weight but the classifier is loaded.
+        data_format: the layout the layers compute in: "channels_last" (what
+            TensorFlow computes in on CPUs) or "channels_first" (faster under
+            the torch backend). The input is ``(height, width, channels)``
+            either way, and the weights are the same, so a model built in one
+            layout takes the other's weights with ``set_weights``. A feature
+            map returned with ``include_top=False`` is in this layout.
         name: model name; defaults to ``resnet20``, ``resnet56_b``,
             ``plain32`` and so on.
 
@@ -137,6 +144,7 @@ def resnet_cifar(
     blocks.check_input_shape(input_shape, _MIN_SIZE, rgb=include_preprocessing)
     blocks.check_head(include_top, num_classes, classifier_activation, pooling)
     blocks.check_weight_decay(weight_decay)
+    blocks.check_data_format(data_format)
     default_name = model_name(n, residual, shortcut)
     entry = pretrained.check(
         weights,
@@ -169,6 +177,7 @@ def resnet_cifar(
         pooling=pooling,
         num_classes=num_classes,
         classifier_activation=classifier_activation,
+        data_format=data_format,
         name=default_name if name is None else name,
     )
     if weights is not None:
@@ -213,8 +222,8 @@ def load_weights(model, weights, *, n, residual=True, shortcut="A"):
     )
 
 
-def _stem(x, conv, batch_norm):
-    # The paper's first layer: a 3x3 convolution with 16 filters.
+def _stem(x, conv, batch_norm, data_format):
+    # The paper's first layer: a 3x3 convolution with 16 filters (``conv`` carries the layout).
     x = conv(16, 3, padding="same", name="conv1_conv")(x)
     x = batch_norm(name="conv1_bn")(x)
     return layers.Activation("relu", name="conv1_relu")(x)

@@ -3,12 +3,17 @@
 Every figure is a steady-state rate: compilation and the first steps are run
 and thrown away before the clock starts. Rates on shared machines drift, so
 each table row also carries its ratio to a baseline measured in the same run.
-TensorFlow-only (it times the tf.data pipeline and the SavedModel export).
+Training is timed under any Keras backend (another backend's cases run in a
+child process, ``train_rates``); the input pipeline, inference and the
+SavedModel are TensorFlow's.
 """
 
 import dataclasses
+import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -18,12 +23,12 @@ import tensorflow as tf
 
 from keras_resnet_cifar.data import input_pipeline
 from keras_resnet_cifar.models import resnet
-from keras_resnet_cifar.training import device, runner
+from keras_resnet_cifar.training import machine, optimizer, runner
 
 
 @dataclasses.dataclass
 class TrainCase:
-    """One training configuration to time."""
+    """One training configuration to time, as ``tools/train.py`` trains it."""
 
     depth: int = 20
     shortcut: str = "A"
@@ -31,23 +36,24 @@ class TrainCase:
     batch_size: int = 128
     xla: bool = False
     data: str = "pipeline"  # "pipeline": tf.data with augmentation; "synthetic": one batch repeated
+    backend: str = "tensorflow"
 
     def label(self):
         return (
-            f"ResNet{self.depth}{self.shortcut} {self.precision} batch {self.batch_size} "
+            f"ResNet{self.depth}{self.shortcut} {self.backend} {self.precision} batch {self.batch_size} "
             f"{'XLA' if self.xla else 'no XLA'} {self.data}"
         )
 
 
-def machine():
+def describe_machine():
     """The CPU, its flags that matter for speed, core count and versions."""
-    cpu = device.cpu_info()
+    cpu = machine.cpu_info()
     return {
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         **runner.versions(),
         "cpu_model": cpu["cpu_model"],
-        "cpu_flags": sorted(cpu["cpu_flags"] & device.SPEED_FLAGS),
+        "cpu_flags": sorted(cpu["cpu_flags"] & machine.SPEED_FLAGS),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
     }
 
@@ -62,9 +68,14 @@ def train_images_per_sec(case, images=None, warmup_steps=5, steps=20):
         warmup_steps: steps run before timing (compilation included).
         steps: timed steps.
     """
+    if case.backend != keras.backend.backend():
+        raise ValueError(f"case for the {case.backend} backend in a {keras.backend.backend()} process")
     keras.mixed_precision.set_global_policy(case.precision)
     try:
-        model = resnet.resnet_cifar(depth=case.depth, shortcut=case.shortcut)
+        # The runner's own training model: layout, BatchNorm and decay as tools/train.py trains.
+        model = runner.training_model(
+            lambda **layout: resnet.resnet_cifar(depth=case.depth, shortcut=case.shortcut, **layout)
+        )
     finally:
         keras.mixed_precision.set_global_policy("float32")
     rng = np.random.default_rng(0)
@@ -79,10 +90,42 @@ def train_images_per_sec(case, images=None, warmup_steps=5, steps=20):
     return _fit_rate(model, ds, case.batch_size, case.xla, warmup_steps, steps)
 
 
+def train_rates(cases, images=None, warmup_steps=5, steps=20):
+    """``train_images_per_sec`` of each case, each under its own backend.
+
+    Cases of this process's backend run here; each other backend's run in
+    one child process (the backend is fixed when Keras is imported).
+    """
+    rates = {}
+    here = keras.backend.backend()
+    for backend in dict.fromkeys(case.backend for case in cases):
+        mine = [i for i, case in enumerate(cases) if case.backend == backend]
+        if backend == here:
+            for i in mine:
+                rates[i] = train_images_per_sec(cases[i], images, warmup_steps, steps)
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = {"cases": [vars(cases[i]) for i in mine], "warmup_steps": warmup_steps, "steps": steps}
+            if images is not None:
+                spec["images"] = os.path.join(tmp, "images.npy")
+                np.save(spec["images"], images)
+            result = subprocess.run(
+                [sys.executable, "-m", __name__, json.dumps(spec)],
+                env=dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3"),
+                capture_output=True,
+                text=True,
+            )
+        if result.returncode:
+            lines = [line for line in result.stderr.splitlines() if line.strip()] or ["no output"]
+            raise RuntimeError(f"timing under {backend} failed: {lines[-1]}")
+        rates.update(zip(mine, json.loads(result.stdout.splitlines()[-1])))
+    return [rates[i] for i in range(len(cases))]
+
+
 def _fit_rate(model, ds, batch_size, xla, warmup_steps, steps):
-    """Compiles ``model`` for SGD and returns its steady-state training rate on ``ds``."""
+    """Compiles ``model`` as the runner does and returns its steady-state training rate on ``ds``."""
     model.compile(
-        optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+        optimizer=optimizer.sgd(0.01, 0.9, 1e-4),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=xla,
     )
@@ -179,10 +222,26 @@ def imagenet_train_images_per_sec(arch="resnet50", batch_size=32, xla=False, ima
     """Training rate of an ImageNet ResNet on one in-memory batch, in images per second."""
     from keras_resnet_cifar.models import imagenet
 
-    model = imagenet.resnet_imagenet(arch, input_shape=(image_size, image_size, 3))
+    model = runner.training_model(
+        lambda **layout: imagenet.resnet_imagenet(arch, input_shape=(image_size, image_size, 3), **layout)
+    )
     rng = np.random.default_rng(0)
     batch = (
         rng.integers(0, 256, (batch_size, image_size, image_size, 3), dtype=np.uint8),
         rng.integers(0, 1000, batch_size),
     )
     return _fit_rate(model, tf.data.Dataset.from_tensors(batch).repeat(), batch_size, xla, warmup_steps, steps)
+
+
+def main(argv):
+    """Child process of ``train_rates``: times the cases in argv[1] (JSON), prints their rates."""
+    spec = json.loads(argv[1])
+    images = np.load(spec["images"]) if "images" in spec else None
+    cases = [TrainCase(**case) for case in spec["cases"]]
+    rates = [train_images_per_sec(case, images, spec["warmup_steps"], spec["steps"]) for case in cases]
+    print(json.dumps(rates))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

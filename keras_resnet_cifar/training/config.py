@@ -62,7 +62,11 @@ class Task:
         settings: the task's resolved settings, written to config.json
             (must hold "learning_rate" and "schedule").
         resume_keys: keys of ``settings`` that must match to resume.
-        build_model: builds a fresh model under the current dtype policy.
+        build_model: ``(data_format="channels_last", weight_decay=None) ->
+            model``: a fresh model under the current dtype policy, in that
+            layout, with that coupled decay as regularisers (None: the
+            task's ``weight_decay``; the runner trains with 0 and decays in
+            the optimizer).
         train_dataset: ``first_step -> dataset``: the endless training
             stream from that step on, the same batches an uninterrupted run
             sees there.
@@ -71,6 +75,8 @@ class Task:
         loss: ``training -> keras loss`` (training may smooth labels).
         metrics: a function returning fresh metric objects.
         schedule: the learning-rate schedule.
+        weight_decay: PyTorch-style coupled weight decay on every trainable
+            weight.
         steps_per_epoch: steps between two evaluations and log rows.
         epochs: logging epochs of the run.
         total_steps: optimizer updates of the run.
@@ -90,6 +96,7 @@ class Task:
     loss: Callable[[bool], Any]
     metrics: Callable[[], list]
     schedule: Any
+    weight_decay: float
     steps_per_epoch: int
     epochs: int
     total_steps: int

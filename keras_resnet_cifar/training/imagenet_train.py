@@ -81,7 +81,7 @@ def check_config(config):
     config_lib.check_options(config_lib.run_options(config))
 
 
-def build(config, num_classes):
+def build(config, num_classes, data_format="channels_last", weight_decay=None):
     return imagenet.resnet_imagenet(
         config.arch,
         residual=config.residual,
@@ -89,7 +89,8 @@ def build(config, num_classes):
         stride_on=config.stride_on,
         num_classes=num_classes,
         input_shape=(config.image_size, config.image_size, 3),
-        weight_decay=config.weight_decay,
+        weight_decay=config.weight_decay if weight_decay is None else weight_decay,
+        data_format=data_format,
     )
 
 
@@ -157,7 +158,7 @@ def make_task(config, log=print):
             "warmup_steps",
             "label_smoothing",
         ),
-        build_model=lambda: build(config, num_classes),
+        build_model=lambda **layout: build(config, num_classes, **layout),
         train_dataset=lambda first_step: imagenet_data.train_dataset(
             source, config.batch_size, size, config.scale_augmentation, config.seed, first_step=first_step
         ).map(one_hot),
@@ -171,6 +172,7 @@ def make_task(config, log=print):
             keras.metrics.TopKCategoricalAccuracy(5, name="top5_accuracy"),
         ],
         schedule=schedule,
+        weight_decay=config.weight_decay,
         steps_per_epoch=steps_per_epoch,
         epochs=math.ceil(total_steps / steps_per_epoch),
         total_steps=total_steps,

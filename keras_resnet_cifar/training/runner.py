@@ -36,7 +36,7 @@ import keras_resnet_cifar
 from keras_resnet_cifar import files
 from keras_resnet_cifar.data.arrays import DataError
 from keras_resnet_cifar.serving import loading
-from keras_resnet_cifar.training import callbacks, device
+from keras_resnet_cifar.training import callbacks, device, fused_batch_norm, machine, optimizer
 from keras_resnet_cifar.training.config import TrainingError, check_options
 
 # Run settings that must match to resume a run in the same model_dir, on top
@@ -69,15 +69,23 @@ def run(options, make_task, log=print):
     if options.deterministic:
         tf.config.experimental.enable_op_determinism()
     task = make_task()
+    backend = keras.backend.backend()
+    if backend != "tensorflow" and (options.strategy == "mirrored" or task.export_options):
+        raise TrainingError(
+            f"{'--strategy=mirrored' if options.strategy == 'mirrored' else 'this task'} needs the "
+            f"tensorflow backend, not {backend}: pass --backend=tensorflow"
+        )
     precision = device.resolve_precision(options.precision)
     strategy = device.make_strategy(options.strategy)
-    xla = device.resolve_xla(options.xla, precision, options.deterministic, strategy.num_replicas_in_sync)
+    xla = device.resolve_xla(options.xla, precision, options.deterministic, strategy.num_replicas_in_sync, backend)
     resolved = dict(
         dataclasses.asdict(options),
         **task.settings,
         total_steps=task.total_steps,
         steps_per_epoch=task.steps_per_epoch,
         epochs=task.epochs,
+        backend=backend,
+        data_format=machine.resolve_data_format(backend),
         precision=precision,
         xla=xla,
         replicas=strategy.num_replicas_in_sync,
@@ -95,7 +103,8 @@ def run(options, make_task, log=print):
         final = loading.load_keras_file(model_path)
     else:
         log(
-            f"{task.summary}, precision {precision}, {strategy.num_replicas_in_sync} replica(s), XLA {xla}, "
+            f"{task.summary}, {backend} backend ({resolved['data_format']}), precision {precision}, "
+            f"{strategy.num_replicas_in_sync} replica(s), XLA {xla}, "
             f"{task.settings['schedule']} schedule peak lr {task.settings['learning_rate']:g}, "
             f"{task.total_steps:,} steps = {task.epochs} epochs of {task.steps_per_epoch}"
         )
@@ -167,9 +176,10 @@ def _train(task, options, precision, strategy, xla, log):
     keras.mixed_precision.set_global_policy(precision)
     try:
         with strategy.scope():
-            model = task.build_model()
+            model = training_model(task.build_model)
             model.compile(
-                optimizer=keras.optimizers.SGD(task.schedule, momentum=options.momentum),
+                # The weight decay is applied in the update, not as the model's regularisers.
+                optimizer=optimizer.sgd(task.schedule, options.momentum, task.weight_decay),
                 loss=task.loss(True),
                 metrics=task.metrics(),
                 jit_compile=xla,
@@ -213,14 +223,33 @@ def _train(task, options, precision, strategy, xla, log):
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
-    # The saved model is float32 and uncompiled, whatever the run used: it
-    # loads with Keras alone, carries no optimizer, and serves fast on CPUs.
-    final = task.build_model()
+    # The saved model is float32, channels_last, uncompiled and of built-in
+    # layers, whatever the run used: it loads with Keras alone under any
+    # backend, carries no optimizer, and serves fast on CPUs.
+    final = task.build_model(data_format="channels_last", weight_decay=task.weight_decay)
     final.set_weights(model.get_weights())
     files.pause_point("before_save")
     files.save_model(final, os.path.join(model_dir, "model.keras"))
     shutil.rmtree(backup_dir, ignore_errors=True)
     return final
+
+
+def training_model(build_model):
+    """The model as it trains under this backend: its layout, no regularisers, fused BatchNorm under torch.
+
+    Args:
+        build_model: ``(data_format, weight_decay) -> model``, as ``Task.build_model``.
+
+    Returns:
+        A model with the saved model's weights in the same order, so one's
+        weights set the other's. Its weight decay belongs in the optimizer
+        (``optimizer.sgd``).
+    """
+    backend = keras.backend.backend()
+    model = build_model(data_format=machine.resolve_data_format(backend), weight_decay=0)
+    if backend == "torch":
+        model = fused_batch_norm.swap(model)
+    return model
 
 
 def _finish(final, task, options, log):
@@ -249,10 +278,11 @@ def _finish(final, task, options, log):
         class_names=list(task.class_names),
     )
     if options.export:
-        from keras_resnet_cifar.serving import export
+        from keras_resnet_cifar.serving import export_job
 
-        path = export.export_saved_model(
+        path = export_job.export(
             final,
+            os.path.join(model_dir, "model.keras"),
             os.path.join(model_dir, "export"),
             class_names=task.class_names,
             card=export_card(task.dataset, metrics),
@@ -333,10 +363,14 @@ def export_card(dataset, metrics):
 
 
 def versions():
-    return {
+    found = {
         "keras_resnet_cifar": keras_resnet_cifar.__version__,
         "keras": keras.__version__,
         "tensorflow": tf.__version__,
         "numpy": np.__version__,
         "python": sys.version.split()[0],
     }
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        found[backend] = sys.modules[backend].__version__
+    return found

@@ -40,7 +40,7 @@ class TrainConfig:
         warmup_steps: steps at a tenth of the rate first ("paper" only);
             None: 400 for n >= 18 (ResNet110 and deeper), else 0.
         momentum: SGD momentum.
-        weight_decay: coupled (PyTorch-style) decay, applied in the model.
+        weight_decay: coupled (PyTorch-style) decay, applied in the update.
         validation_split: share of the training set held out, stratified.
         precision: "auto" (mixed_float16 on GPU, float32 on CPU), "float32",
             "mixed_float16" or "mixed_bfloat16".
@@ -217,7 +217,7 @@ def make_task(config, log=print):
         class_names=data.class_names,
         settings=settings,
         resume_keys=("n", "residual", "shortcut", "dataset", "validation_split", "init_weights"),
-        build_model=lambda: build_model(config, data.num_classes),
+        build_model=lambda **layout: build_model(config, data.num_classes, **layout),
         train_dataset=lambda first_step: input_pipeline.train_dataset(
             train_x, train_y, config.batch_size, config.seed, first_step=first_step
         ),
@@ -228,6 +228,7 @@ def make_task(config, log=print):
         loss=lambda training: keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=lambda: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         schedule=schedule,
+        weight_decay=config.weight_decay,
         steps_per_epoch=steps_per_epoch,
         epochs=math.ceil(total_steps / steps_per_epoch),
         total_steps=total_steps,
@@ -237,8 +238,11 @@ def make_task(config, log=print):
     )
 
 
-def build_model(config, num_classes):
-    """The model a ``TrainConfig`` trains, under the current dtype policy."""
+def build_model(config, num_classes, data_format="channels_last", weight_decay=None):
+    """The model a ``TrainConfig`` trains, under the current dtype policy.
+
+    ``weight_decay`` None: the config's, as regularisers (see ``Task.build_model``).
+    """
     if pretrained.is_named(config.init_weights):
         # Pretrained weights keep working only on the inputs they were trained on.
         mean, std = pretrained.REFERENCE_MEAN, pretrained.REFERENCE_STD
@@ -251,7 +255,8 @@ def build_model(config, num_classes):
         residual=config.residual,
         shortcut=config.shortcut,
         num_classes=num_classes,
-        weight_decay=config.weight_decay,
+        weight_decay=config.weight_decay if weight_decay is None else weight_decay,
         preprocessing_mean=mean,
         preprocessing_std=std,
+        data_format=data_format,
     )

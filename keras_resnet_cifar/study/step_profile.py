@@ -1,0 +1,119 @@
+"""Where a training step's time goes, from a PyTorch profiler trace.
+
+Profiles the model ``tools/train.py`` trains under the torch backend (its
+layout, fused BatchNorm, decay in the update), fed by the real tf.data
+pipeline, and the PyTorch peer on the same batch, and sorts each trace's
+operator self-times into the categories of a ResNet step.
+"""
+
+import time
+
+import numpy as np
+
+# aten operators by what they do in a ResNet step (self time; the rest is "other").
+CATEGORIES = {
+    "convolution forward": ("aten::mkldnn_convolution", "aten::_convolution", "aten::convolution"),
+    "convolution backward (data + filter)": ("aten::convolution_backward",),
+    "BatchNorm": ("aten::native_batch_norm", "aten::native_batch_norm_backward", "aten::_batch_norm_impl_index"),
+    "ReLU": ("aten::clamp_min", "aten::relu", "aten::relu_", "aten::threshold_backward"),
+    "shortcut (add, subsample, zero channels)": (
+        "aten::add",
+        "aten::max_pool2d_with_indices",
+        "aten::max_pool2d_with_indices_backward",
+        "aten::constant_pad_nd",
+        "aten::slice_backward",
+    ),
+    "optimizer update": ("aten::_foreach_mul_", "aten::_foreach_add_", "aten::add_", "aten::mul_", "aten::zero_"),
+}
+
+
+def categorise(events):
+    """``{category: milliseconds}`` from ``(name, self_ms)`` pairs."""
+    totals = dict.fromkeys([*CATEGORIES, "other operators"], 0.0)
+    for name, self_ms in events:
+        category = next((c for c, names in CATEGORIES.items() if name in names), "other operators")
+        totals[category] += self_ms
+    return totals
+
+
+def _summary(prof, wall_s, steps):
+    wall_ms = wall_s * 1e3 / steps
+    events = [(e.key, e.self_cpu_time_total / 1e3 / steps) for e in prof.key_averages()]
+    totals = categorise(events)
+    # Wall time no operator accounts for: Python, Keras and the data hand-over.
+    totals["framework and input (no operator)"] = max(0.0, wall_ms - sum(totals.values()))
+    return {"step_ms": wall_ms, "categories": totals}
+
+
+def ours(depth=20, batch_size=128, steps=10, warmup_steps=5, images=None):
+    """The profile of one step of ``tools/train.py``'s default training under torch."""
+    import keras
+    import tensorflow as tf  # noqa: F401 (the pipeline)
+
+    from keras_resnet_cifar.data import input_pipeline
+    from keras_resnet_cifar.models import resnet
+    from keras_resnet_cifar.training import optimizer, runner
+
+    if keras.backend.backend() != "torch":
+        raise ValueError(f"the profile is of the torch backend; Keras runs {keras.backend.backend()}")
+    rng = np.random.default_rng(0)
+    if images is None:
+        images = rng.integers(0, 256, (4 * batch_size, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, len(images)).astype(np.int64)
+    model = runner.training_model(lambda **layout: resnet.resnet_cifar(depth=depth, **layout))
+    model.compile(
+        optimizer=optimizer.sgd(0.01, 0.9, 1e-4),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    data = input_pipeline.train_dataset(images, labels, batch_size, seed=0)
+    prof, clock = _profiler(), {}
+
+    class Tracer(keras.callbacks.Callback):
+        """Traces whole steps inside one fit: no fit or iterator set-up in the trace."""
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == warmup_steps:
+                prof.__enter__()
+                clock["start"] = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == warmup_steps + steps - 1:
+                clock["wall"] = time.perf_counter() - clock["start"]
+                prof.__exit__(None, None, None)
+
+    model.fit(data, epochs=1, steps_per_epoch=warmup_steps + steps, verbose=0, callbacks=[Tracer()])
+    return _summary(prof, clock["wall"], steps)
+
+
+def _profiler():
+    from torch.profiler import ProfilerActivity, profile
+
+    return profile(activities=[ProfilerActivity.CPU])
+
+
+def peer(depth=20, batch_size=128, steps=10, warmup_steps=5):
+    """The same profile of the PyTorch peer (float32, NCHW, one in-memory batch)."""
+    import torch
+
+    from keras_resnet_cifar.study import torch_peer
+
+    net = torch_peer.build((depth - 2) // 6)
+    net.train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8))
+    labels = torch.from_numpy(rng.integers(0, 10, batch_size))
+
+    def run(n):
+        for _ in range(n):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(net(images), labels).backward()
+            opt.step()
+
+    run(warmup_steps)
+    with _profiler() as prof:
+        start = time.perf_counter()
+        run(steps)
+        wall_s = time.perf_counter() - start
+    return _summary(prof, wall_s, steps)

@@ -1,0 +1,41 @@
+"""SGD with momentum and PyTorch-style coupled weight decay, applied in the update.
+
+``torch.optim.SGD(weight_decay=wd)`` adds ``wd * w`` to each gradient before
+the momentum. Keras's own ``SGD(weight_decay=...)`` is decoupled (it shrinks
+the weights outside the momentum), so the builders express the paper's decay
+as L2 regularisers instead. Those add a term per weight to the loss and its
+backward pass; adding ``wd * w`` to the gradients here is the same update at
+a fraction of the cost, and leaves the logged loss the plain cross-entropy.
+"""
+
+import keras
+
+
+def sgd(learning_rate, momentum, weight_decay):
+    """An SGD optimizer that adds ``weight_decay * w`` to every gradient.
+
+    Args:
+        learning_rate: a float or a schedule.
+        momentum: SGD momentum.
+        weight_decay: coupled decay on every trainable variable; 0: none.
+
+    Returns:
+        A Keras optimizer of the current backend's own SGD class (under
+        torch, the one that updates all variables in a few fused calls).
+    """
+    # keras.optimizers.SGD(...) returns a backend-specific subclass; extend that one.
+    base = type(keras.optimizers.SGD(learning_rate=0.1))
+    if not weight_decay:
+        return base(learning_rate=learning_rate, momentum=momentum)
+
+    class CoupledDecaySGD(base):
+        def apply(self, grads, trainable_variables=None):
+            # JAX's stateless update passes no variables: they are the built ones.
+            variables = self._trainable_variables if trainable_variables is None else trainable_variables
+            grads = [
+                g if g is None else keras.ops.add(g, keras.ops.multiply(keras.ops.cast(v, g.dtype), weight_decay))
+                for g, v in zip(grads, variables)
+            ]
+            return super().apply(grads, trainable_variables)
+
+    return CoupledDecaySGD(learning_rate=learning_rate, momentum=momentum)

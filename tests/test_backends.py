@@ -1,0 +1,220 @@
+"""Training under each Keras backend: the choice, the layout, fused BatchNorm, coupled decay, and whole runs."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_resnet_cifar.models import resnet, stats
+from keras_resnet_cifar.training import machine, optimizer
+from tests import datagen
+from tests.helpers import REPO, run_python
+from tests.test_runner import CLASSES, _kill_at
+
+
+def test_auto_picks_torch_on_avx2_cpus_and_tensorflow_with_amx_or_a_gpu(monkeypatch):
+    monkeypatch.setattr(machine, "has_gpu", lambda: False)
+    monkeypatch.setattr(machine, "cpu_has_amx", lambda: False)
+    assert machine.resolve_backend("auto") == "torch"
+    monkeypatch.setattr(machine, "cpu_has_amx", lambda: True)
+    assert machine.resolve_backend("auto") == "tensorflow"
+    monkeypatch.setattr(machine, "cpu_has_amx", lambda: False)
+    monkeypatch.setattr(machine, "has_gpu", lambda: True)
+    assert machine.resolve_backend("auto") == "tensorflow"
+    monkeypatch.setattr(machine, "has_gpu", lambda: False)
+    monkeypatch.setattr(machine, "installed", lambda name: False)
+    assert machine.resolve_backend("auto") == "tensorflow"  # torch not installed
+    for name in ("tensorflow", "torch", "jax"):
+        assert machine.resolve_backend(name) == name
+    with pytest.raises(ValueError, match="backend must be one of auto, tensorflow, torch, jax"):
+        machine.resolve_backend("mxnet")
+
+
+def test_a_backend_is_refused_once_keras_runs_another():
+    assert keras.backend.backend() == "tensorflow"
+    with pytest.raises(ValueError, match="Keras is already imported with the tensorflow backend, not torch"):
+        machine.select_backend("torch")
+    assert machine.select_backend("tensorflow") == "tensorflow"
+
+
+def test_layouts():
+    assert machine.resolve_data_format("torch") == "channels_first"
+    assert machine.resolve_data_format("tensorflow") == machine.resolve_data_format("jax") == "channels_last"
+
+
+@pytest.mark.parametrize("shortcut", ["A", "B"])
+def test_a_channels_first_model_has_the_same_weights_and_shapes(shortcut):
+    last = resnet.resnet_cifar(20, shortcut=shortcut)
+    first = resnet.resnet_cifar(20, shortcut=shortcut, data_format="channels_first")
+    assert first.input_shape == last.input_shape == (None, 32, 32, 3)
+    assert first.output_shape == last.output_shape == (None, 10)
+    assert stats.trainable_params(first) == stats.trainable_params(last)
+    assert [w.shape for w in first.weights] == [w.shape for w in last.weights]
+    first.set_weights(last.get_weights())
+    assert first.get_layer("conv2_block1_1_conv").data_format == "channels_first"
+    assert first.get_layer("conv2_block1_1_bn").axis == 1
+    assert first.get_layer("avg_pool").data_format == "channels_first"
+    if shortcut == "A":  # 16 -> 32 channels on 16x16 maps, NCHW
+        assert first.get_layer("conv3_block1_0_pad").output.shape == (None, 32, 16, 16)
+    with pytest.raises(ValueError, match="data_format must be 'channels_last' or 'channels_first'"):
+        resnet.resnet_cifar(20, data_format="NCHW")
+
+
+def test_decay_in_the_update_equals_the_l2_regularisers():
+    """``optimizer.sgd`` on a model without regularisers takes the steps the regularised model takes."""
+    x = np.random.RandomState(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+    y = np.arange(16) % 10
+    regularised = resnet.resnet_cifar(n=1, weight_decay=0.05)
+    plain = resnet.resnet_cifar(n=1, weight_decay=0)
+    plain.set_weights(regularised.get_weights())
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    regularised.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss=loss)
+    plain.compile(optimizer=optimizer.sgd(0.1, 0.9, 0.05), loss=loss)
+    for _ in range(3):
+        regularised.train_on_batch(x, y)
+        plain.train_on_batch(x, y)
+    changed = 0
+    for a, b, start in zip(regularised.get_weights(), plain.get_weights(), resnet.resnet_cifar(n=1).get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        changed += not np.allclose(a, start)
+    assert changed > 10
+    # Without decay it is Keras's own SGD.
+    assert type(optimizer.sgd(0.1, 0.9, 0)) is type(keras.optimizers.SGD(0.1))
+
+
+TORCH_SCRIPT = textwrap.dedent(
+    """
+    import keras, numpy as np
+    assert keras.backend.backend() == "torch"
+    from keras_resnet_cifar.models import resnet
+    from keras_resnet_cifar.training import fused_batch_norm, runner
+    x = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    numpy = keras.ops.convert_to_numpy
+    for shortcut in "AB":
+        last = resnet.resnet_cifar(20, shortcut=shortcut)
+        first = resnet.resnet_cifar(20, shortcut=shortcut, data_format="channels_first")
+        first.set_weights(last.get_weights())
+        print("layout", shortcut, float(np.abs(numpy(first(x)) - numpy(last(x))).max()))
+    stock = resnet.resnet_cifar(20, data_format="channels_first")
+    trained = runner.training_model(lambda **layout: resnet.resnet_cifar(20, **layout))
+    assert sum(isinstance(l, fused_batch_norm.FusedBatchNormalization) for l in trained.layers) == 19
+    trained.set_weights(stock.get_weights())
+    out = float(np.abs(numpy(stock(x, training=True)) - numpy(trained(x, training=True))).max())
+    weights = max(float(np.abs(a - b).max()) for a, b in zip(stock.get_weights(), trained.get_weights()))
+    print("fused", out, weights)
+    """
+)
+
+
+def test_under_torch_layouts_agree_and_fused_batch_norm_equals_the_stock_layer():
+    lines = [line.split() for line in run_python(TORCH_SCRIPT, backend="torch").strip().splitlines()]
+    assert [line[:2] for line in lines[:2]] == [["layout", "A"], ["layout", "B"]]
+    assert max(float(line[2]) for line in lines[:2]) < 1e-5
+    assert lines[2][0] == "fused"
+    assert float(lines[2][1]) < 1e-5  # training-mode outputs
+    assert float(lines[2][2]) < 1e-6  # moving mean and variance after the step, and every other weight
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    datagen.image_folder(root, CLASSES[:4], per_class=24)  # 72 train: 5 steps an epoch at 16
+    return root
+
+
+def _cmd(data_dir, model_dir, backend, *extra):
+    return [
+        sys.executable,
+        str(REPO / "tools" / "train.py"),
+        "--depth=8",
+        f"--data_dir={data_dir}",
+        f"--model_dir={model_dir}",
+        f"--backend={backend}",
+        "--batch_size=16",
+        "--epochs=3",
+        "--schedule=cosine",
+        "--lr=0.05",
+        "--validation_split=0.25",
+        "--deterministic",
+        "--seed=5",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "torch", "jax"])
+def test_a_whole_run_killed_and_resumed_under_each_backend(backend, data_dir, tmp_path):
+    """Same outputs, resume, export and errors under every backend --backend offers."""
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    out = subprocess.run(_cmd(data_dir, whole, backend, "--noexport"), capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    cmd = _cmd(data_dir, killed, backend)
+    _kill_at(cmd, "step8")  # three steps into epoch 2 of 3
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"{backend} backend ({machine.resolve_data_format(backend)})" in out.stdout
+    assert "1 epoch(s) done, going on with epoch 2" in out.stdout
+    config = json.loads((killed / "config.json").read_text())
+    assert (config["backend"], config["data_format"]) == (backend, machine.resolve_data_format(backend))
+    if backend != "tensorflow":
+        assert config["versions"][backend]
+    rows = [line.split(",")[0] for line in (killed / "metrics.csv").read_text().splitlines()]
+    assert rows == ["epoch", "0", "1", "2"]
+    metrics = json.loads((killed / "metrics.json").read_text())
+    assert metrics["steps"] == 15 and metrics["val_accuracy"] is not None
+
+    # The saved model is the stock channels_last one, equal to the uninterrupted run's.
+    a = keras.models.load_model(whole / "model.keras")
+    b = keras.models.load_model(killed / "model.keras")
+    assert {type(layer).__module__.split(".")[0] for layer in b.layers} == {"keras"}
+    assert b.get_layer("conv1_conv").data_format == "channels_last"
+    for x, y in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(x, y)
+
+    # The TF Serving export, written by a TensorFlow process, serves what the model computes.
+    export = killed / "export" / "resnet8" / "1"
+    assert metrics["export"] == str(export)
+    assert "Exported SavedModel" in out.stdout
+    card = json.loads((export / "assets.extra" / "model_card.json").read_text())
+    assert card["val_accuracy"] == metrics["val_accuracy"]
+    images = datagen.images(4)[0]
+    served = tf.saved_model.load(str(export)).signatures["serving_default"](image=tf.constant(images))
+    np.testing.assert_allclose(served["logits"], b(images.astype("float32")), atol=1e-4, rtol=1e-4)
+
+    # Errors are the same one line.
+    bad = subprocess.run(
+        _cmd("/nonexistent/cifar", tmp_path / "bad", backend), capture_output=True, text=True, timeout=600
+    )
+    assert (bad.returncode, bad.stderr.strip()) == (
+        1,
+        "error: --data_dir /nonexistent/cifar does not exist or is not a directory",
+    )
+
+
+def test_a_backend_that_is_not_installed_is_a_usage_error(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    # A module named torch that cannot be found: find_spec sees None through a meta-path blocker.
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch':\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Block())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "train.py"), "--backend=torch", "--data_dir=."],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().startswith("error: ")
+    assert "torch" in out.stderr and "--backend=tensorflow" in out.stderr
