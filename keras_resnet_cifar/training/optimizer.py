@@ -32,10 +32,16 @@ def sgd(learning_rate, momentum, weight_decay):
         def apply(self, grads, trainable_variables=None):
             # JAX's stateless update passes no variables: they are the built ones.
             variables = self._trainable_variables if trainable_variables is None else trainable_variables
-            grads = [
-                g if g is None else keras.ops.add(g, keras.ops.multiply(keras.ops.cast(v, g.dtype), weight_decay))
-                for g, v in zip(grads, variables)
-            ]
+            if keras.backend.backend() == "torch" and all(g is not None for g in grads):
+                # One fused call for all variables: per-variable ops cost 3-5% of a ResNet20 step here.
+                import torch
+
+                grads = torch._foreach_add(list(grads), [v.value for v in variables], alpha=weight_decay)
+            else:
+                grads = [
+                    g if g is None else keras.ops.add(g, keras.ops.multiply(keras.ops.cast(v, g.dtype), weight_decay))
+                    for g, v in zip(grads, variables)
+                ]
             return super().apply(grads, trainable_variables)
 
     return CoupledDecaySGD(learning_rate=learning_rate, momentum=momentum)
