@@ -16,6 +16,7 @@ from keras_resnet_cifar.training import machine, optimizer
 from tests import datagen
 from tests.helpers import REPO, run_python
 from tests.test_runner import CLASSES, _kill_at
+from tests.test_runner import _cmd as runner_cmd
 
 
 def test_auto_picks_torch_on_avx2_cpus_and_tensorflow_with_amx_or_a_gpu(monkeypatch):
@@ -129,22 +130,8 @@ def data_dir(tmp_path_factory):
 
 
 def _cmd(data_dir, model_dir, backend, *extra):
-    return [
-        sys.executable,
-        str(REPO / "tools" / "train.py"),
-        "--depth=8",
-        f"--data_dir={data_dir}",
-        f"--model_dir={model_dir}",
-        f"--backend={backend}",
-        "--batch_size=16",
-        "--epochs=3",
-        "--schedule=cosine",
-        "--lr=0.05",
-        "--validation_split=0.25",
-        "--deterministic",
-        "--seed=5",
-        *extra,
-    ]
+    """test_runner's short run, under ``backend`` and deterministic."""
+    return runner_cmd(data_dir, model_dir, f"--backend={backend}", "--deterministic", "--seed=5", *extra)
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "torch", "jax"])
