@@ -33,7 +33,8 @@ def sgd(learning_rate, momentum, weight_decay):
             # JAX's stateless update passes no variables: they are the built ones.
             variables = self._trainable_variables if trainable_variables is None else trainable_variables
             if keras.backend.backend() == "torch" and all(g is not None for g in grads):
-                # One fused call for all variables: per-variable ops cost 3-5% of a ResNet20 step here.
+                # One fused call for all variables instead of three ops per variable (ResNet20 here:
+                # 331.5 against 344.7 ms a step, interleaved in one process; no decay at all: 340.3).
                 import torch
 
                 grads = torch._foreach_add(list(grads), [v.value for v in variables], alpha=weight_decay)
