@@ -107,7 +107,10 @@ TORCH_SCRIPT = textwrap.dedent(
     assert sum(isinstance(l, fused_batch_norm.FusedBatchNormalization) for l in trained.layers) == 19
     trained.set_weights(stock.get_weights())
     out = float(np.abs(numpy(stock(x, training=True)) - numpy(trained(x, training=True))).max())
-    weights = max(float(np.abs(a - b).max()) for a, b in zip(stock.get_weights(), trained.get_weights()))
+    # Relative to the value (at least 1): a moving variance near 10 is 1 float32 ulp from 1e-6 apart.
+    weights = max(
+        float((np.abs(a - b) / np.maximum(np.abs(a), 1)).max()) for a, b in zip(stock.get_weights(), trained.get_weights())
+    )
     print("fused", out, weights)
     """
 )
@@ -119,7 +122,7 @@ def test_under_torch_layouts_agree_and_fused_batch_norm_equals_the_stock_layer()
     assert max(float(line[2]) for line in lines[:2]) < 1e-5
     assert lines[2][0] == "fused"
     assert float(lines[2][1]) < 1e-5  # training-mode outputs
-    assert float(lines[2][2]) < 1e-6  # moving mean and variance after the step, and every other weight
+    assert float(lines[2][2]) < 1e-6  # moving mean and variance after the step, and every other weight, relative
 
 
 @pytest.fixture(scope="module")
