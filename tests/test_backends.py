@@ -94,7 +94,7 @@ TORCH_SCRIPT = textwrap.dedent(
     import keras, numpy as np
     assert keras.backend.backend() == "torch"
     from keras_resnet_cifar.models import resnet
-    from keras_resnet_cifar.training import fused_batch_norm, runner
+    from keras_resnet_cifar.training import fused_batch_norm, lean_graph, runner
     x = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     numpy = keras.ops.convert_to_numpy
     for shortcut in "AB":
@@ -112,17 +112,34 @@ TORCH_SCRIPT = textwrap.dedent(
         float((np.abs(a - b) / np.maximum(np.abs(a), 1)).max()) for a, b in zip(stock.get_weights(), trained.get_weights())
     )
     print("fused", out, weights)
+    # The lean graph (torch, float32) computes what Keras's own calls of the same layers compute.
+    assert isinstance(trained, lean_graph.LeanGraph)
+    called = fused_batch_norm.swap(resnet.resnet_cifar(20, data_format="channels_first", weight_decay=0))
+    y = np.arange(8) % 10
+    for model in (called, trained):
+        model.set_weights(stock.get_weights())
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(True))
+        model.train_on_batch(x, y)
+    step = max(float(np.abs(a - b).max()) for a, b in zip(called.get_weights(), trained.get_weights()))
+    moved = sum(not np.array_equal(a, b) for a, b in zip(stock.get_weights(), trained.get_weights()))
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    mixed = runner.training_model(lambda **layout: resnet.resnet_cifar(20, **layout))
+    print("lean", step, moved, len(stock.weights), type(mixed).__name__)
     """
 )
 
 
-def test_under_torch_layouts_agree_and_fused_batch_norm_equals_the_stock_layer():
+def test_under_torch_layouts_agree_and_the_fused_lean_training_model_equals_the_stock_one():
     lines = [line.split() for line in run_python(TORCH_SCRIPT, backend="torch").strip().splitlines()]
     assert [line[:2] for line in lines[:2]] == [["layout", "A"], ["layout", "B"]]
     assert max(float(line[2]) for line in lines[:2]) < 1e-5
     assert lines[2][0] == "fused"
     assert float(lines[2][1]) < 1e-5  # training-mode outputs
     assert float(lines[2][2]) < 1e-6  # moving mean and variance after the step, and every other weight, relative
+    assert lines[3][0] == "lean"
+    assert float(lines[3][1]) == 0.0  # every weight after one SGD step, bit for bit
+    assert int(lines[3][2]) == int(lines[3][3])  # and the step moved every one of them
+    assert lines[3][4] == "Functional"  # mixed precision keeps Keras's own call (it autocasts)
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ import keras_resnet_cifar
 from keras_resnet_cifar import files
 from keras_resnet_cifar.data.arrays import DataError
 from keras_resnet_cifar.serving import loading
-from keras_resnet_cifar.training import callbacks, device, fused_batch_norm, machine, optimizer
+from keras_resnet_cifar.training import callbacks, device, fused_batch_norm, lean_graph, machine, optimizer
 from keras_resnet_cifar.training.config import TrainingError, check_options
 
 # Run settings that must match to resume a run in the same model_dir, on top
@@ -207,11 +207,11 @@ def _train(task, options, precision, strategy, xla, log):
                 callbacks.Progress(task.total_steps, options.batch_size, log, options.progress_seconds)
             )
         model.fit(
-            task.train_dataset(done * task.steps_per_epoch),
+            device.input_threads(task.train_dataset(done * task.steps_per_epoch)),
             epochs=task.epochs,
             initial_epoch=done,
             steps_per_epoch=task.steps_per_epoch,
-            validation_data=task.val_dataset,
+            validation_data=None if task.val_dataset is None else device.input_threads(task.val_dataset),
             callbacks=run_callbacks,
             verbose=1 if verbose == 1 else 0,
             shuffle=False,
@@ -235,7 +235,7 @@ def _train(task, options, precision, strategy, xla, log):
 
 
 def training_model(build_model):
-    """The model as it trains under this backend: its layout, no regularisers, fused BatchNorm under torch.
+    """The model as it trains under this backend: its layout, no regularisers; under torch, fused and lean.
 
     Args:
         build_model: ``(data_format, weight_decay) -> model``, as ``Task.build_model``.
@@ -248,7 +248,7 @@ def training_model(build_model):
     backend = keras.backend.backend()
     model = build_model(data_format=machine.resolve_data_format(backend), weight_decay=0)
     if backend == "torch":
-        model = fused_batch_norm.swap(model)
+        model = lean_graph.wrap(fused_batch_norm.swap(model))
     return model
 
 
@@ -263,7 +263,7 @@ def _finish(final, task, options, log):
             metrics.update({f"{split}_accuracy": None, f"{split}_error": None})
             continue
         # The test split is evaluated here, once, after training: never for selection.
-        result = final.evaluate(data, verbose=0, return_dict=True)
+        result = final.evaluate(device.input_threads(data), verbose=0, return_dict=True)
         for key, value in result.items():
             metrics[f"{split}_{key}"] = float(value)
             if key.endswith("accuracy"):
