@@ -257,13 +257,17 @@ def _finish(final, task, options, log):
     model_dir = options.model_dir
     rows = read_csv(os.path.join(model_dir, "metrics.csv"))
     metrics = _train_metrics(rows[-1] if rows else {})
-    final.compile(loss=task.loss(False), metrics=task.metrics())
+    # Evaluated without the saved model's L2 regularisers (kept for those who
+    # fine-tune it), so the loss is the cross-entropy the epochs log.
+    evaluated = task.build_model(data_format="channels_last", weight_decay=0)
+    evaluated.set_weights(final.get_weights())
+    evaluated.compile(loss=task.loss(False), metrics=task.metrics())
     for split, data in (("val", task.val_dataset), ("test", task.test_dataset)):
         if data is None:
             metrics.update({f"{split}_accuracy": None, f"{split}_error": None})
             continue
         # The test split is evaluated here, once, after training: never for selection.
-        result = final.evaluate(device.input_threads(data), verbose=0, return_dict=True)
+        result = evaluated.evaluate(device.input_threads(data), verbose=0, return_dict=True)
         for key, value in result.items():
             metrics[f"{split}_{key}"] = float(value)
             if key.endswith("accuracy"):
