@@ -61,7 +61,7 @@ def input_threads(dataset):
 
     Without a GPU the model's step uses every core, and tf.data's shared
     thread pool competing with it cost 4% of the training rate under
-    TensorFlow and 10% under torch (ResNet20 on 2 cores, tools/benchmark.py),
+    TensorFlow and 10% under torch (ResNet20 on 2 cores; README, Performance),
     while one thread feeds 69,000 CIFAR images a second: so a CPU run gets one
     private input thread. With a GPU, tf.data keeps its own choice.
     """
