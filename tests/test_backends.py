@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from keras_resnet_cifar.models import resnet, stats
-from keras_resnet_cifar.training import machine, optimizer
+from keras_resnet_cifar.training import machine, optimizer, torch_layers
 from tests import datagen
 from tests.helpers import REPO, run_python
 from tests.test_runner import CLASSES, _kill_at
@@ -94,7 +94,7 @@ TORCH_SCRIPT = textwrap.dedent(
     import keras, numpy as np
     assert keras.backend.backend() == "torch"
     from keras_resnet_cifar.models import resnet
-    from keras_resnet_cifar.training import fused_batch_norm, lean_graph, runner
+    from keras_resnet_cifar.training import lean_graph, runner, torch_layers
     x = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     numpy = keras.ops.convert_to_numpy
     for shortcut in "AB":
@@ -104,7 +104,8 @@ TORCH_SCRIPT = textwrap.dedent(
         print("layout", shortcut, float(np.abs(numpy(first(x)) - numpy(last(x))).max()))
     stock = resnet.resnet_cifar(20, data_format="channels_first")
     trained = runner.training_model(lambda **layout: resnet.resnet_cifar(20, **layout))
-    assert sum(isinstance(l, fused_batch_norm.FusedBatchNormalization) for l in trained.layers) == 19
+    assert sum(isinstance(l, torch_layers.FusedBatchNormalization) for l in trained.layers) == 19
+    assert sum(isinstance(l, torch_layers.StridedSubsample) for l in trained.layers) == 2
     trained.set_weights(stock.get_weights())
     out = float(np.abs(numpy(stock(x, training=True)) - numpy(trained(x, training=True))).max())
     # Relative to the value (at least 1): a moving variance near 10 is 1 float32 ulp from 1e-6 apart.
@@ -114,7 +115,7 @@ TORCH_SCRIPT = textwrap.dedent(
     print("fused", out, weights)
     # The lean graph (torch, float32) computes what Keras's own calls of the same layers compute.
     assert isinstance(trained, lean_graph.LeanGraph)
-    called = fused_batch_norm.swap(resnet.resnet_cifar(20, data_format="channels_first", weight_decay=0))
+    called = torch_layers.swap(resnet.resnet_cifar(20, data_format="channels_first", weight_decay=0))
     y = np.arange(8) % 10
     for model in (called, trained):
         model.set_weights(stock.get_weights())
@@ -127,6 +128,24 @@ TORCH_SCRIPT = textwrap.dedent(
     print("lean", step, moved, len(stock.weights), type(mixed).__name__)
     """
 )
+
+
+@pytest.mark.parametrize("size, stride, padding", [(8, 2, "valid"), (7, 2, "valid"), (7, 3, "same")])
+def test_the_strided_subsample_keeps_what_a_1x1_max_pool_keeps(size, stride, padding):
+    x = np.random.RandomState(0).normal(size=(2, size, size + 1, 3)).astype("float32")
+    layer = dict(pool_size=1, strides=stride, padding=padding)
+    pooled = keras.ops.convert_to_numpy(keras.layers.MaxPooling2D(**layer)(x))
+    sliced = keras.ops.convert_to_numpy(torch_layers.StridedSubsample(**layer)(x))
+    np.testing.assert_array_equal(sliced, pooled)
+    np.testing.assert_array_equal(sliced, x[:, ::stride, ::stride])
+    first = torch_layers.StridedSubsample(**layer, data_format="channels_first")(x.transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(first), pooled.transpose(0, 3, 1, 2))
+    # Any other window is the stock max pool.
+    wide = dict(pool_size=2, strides=stride, padding=padding)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(torch_layers.StridedSubsample(**wide)(x)),
+        keras.ops.convert_to_numpy(keras.layers.MaxPooling2D(**wide)(x)),
+    )
 
 
 def test_under_torch_layouts_agree_and_the_fused_lean_training_model_equals_the_stock_one():

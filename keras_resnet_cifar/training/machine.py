@@ -82,7 +82,7 @@ def resolve_data_format(backend):
 
     Keras's torch backend computes convolutions in NCHW and transposes
     around every one of them in channels_last; PyTorch's fused BatchNorm
-    (``fused_batch_norm.py``) also wants the channels on axis 1.
+    (``torch_layers.py``) also wants the channels on axis 1.
     TensorFlow's CPU kernels take NHWC only.
     """
     return "channels_first" if backend == "torch" else "channels_last"

@@ -36,7 +36,7 @@ import keras_resnet_cifar
 from keras_resnet_cifar import files
 from keras_resnet_cifar.data.arrays import DataError
 from keras_resnet_cifar.serving import loading
-from keras_resnet_cifar.training import callbacks, device, fused_batch_norm, lean_graph, machine, optimizer
+from keras_resnet_cifar.training import callbacks, device, lean_graph, machine, optimizer, torch_layers
 from keras_resnet_cifar.training.config import TrainingError, check_options
 
 # Run settings that must match to resume a run in the same model_dir, on top
@@ -248,7 +248,7 @@ def training_model(build_model):
     backend = keras.backend.backend()
     model = build_model(data_format=machine.resolve_data_format(backend), weight_decay=0)
     if backend == "torch":
-        model = lean_graph.wrap(fused_batch_norm.swap(model))
+        model = lean_graph.wrap(torch_layers.swap(model))
     return model
 
 

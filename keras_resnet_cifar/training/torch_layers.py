@@ -1,15 +1,19 @@
-"""A training-time BatchNormalization that runs PyTorch's fused kernel.
+"""Training-time versions of two stock layers that are slow under the torch backend.
 
-Under the torch backend, Keras's BatchNormalization computes the batch
-statistics and the normalisation with about ten separate tensor operations,
-each with its own backward pass; in a ResNet20 training step they cost more
-than half as much as the convolutions (README, Performance). PyTorch's
-``batch_norm`` does the same work in one pass forward and one backward.
+- BatchNormalization: Keras computes the batch statistics and the
+  normalisation with about ten separate tensor operations, each with its own
+  backward pass; in a ResNet20 training step they cost more than half as
+  much as the convolutions (README, Performance). PyTorch's ``batch_norm``
+  does the same work in one pass forward and one backward.
+- The option-A subsample, a 1x1 max pool with stride 2 (the saved model
+  holds built-in layers only, and Keras has no strided-slice layer): in
+  PyTorch its forward and backward took 5.0 ms a ResNet20 step at batch 128,
+  the strided slice it equals 1.1 ms.
 
-The layer has the stock layer's four weights, in the same order, so the
-runner trains with it and saves the stock layer (``swap``): the saved model
-holds built-in layers only. Everywhere else (other backends, inference,
-channels_last, mixed precision) it is the stock layer.
+Each has the stock layer's weights and configuration, so the runner trains
+with them and saves the stock layers (``swap``): the saved model holds
+built-in layers only. Outside the cases they are written for they are the
+stock layers.
 """
 
 import keras
@@ -60,12 +64,35 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         return outputs
 
 
+class StridedSubsample(keras.layers.MaxPooling2D):
+    """``keras.layers.MaxPooling2D`` that is a strided slice when its window is 1x1.
+
+    A 1x1 window with stride ``s`` keeps every ``s``-th pixel, ``x[:, ::s,
+    ::s]`` on the spatial axes, under either padding (a 1x1 window never
+    needs any): the same values, and a gradient that PyTorch computes
+    without a max pool's indices.
+    """
+
+    def call(self, inputs):
+        if tuple(self.pool_size) != (1, 1):
+            return super().call(inputs)
+        rows, cols = (slice(None, None, s) for s in self.strides)
+        if self.data_format == "channels_first":
+            return inputs[:, :, rows, cols]
+        return inputs[:, rows, cols, :]
+
+
+# Stock layer class -> its training-time version.
+_VERSIONS = {
+    keras.layers.BatchNormalization: FusedBatchNormalization,
+    keras.layers.MaxPooling2D: StridedSubsample,
+}
+
+
 def swap(model):
-    """A copy of ``model`` whose BatchNormalization layers are fused ones (weights not copied)."""
+    """A copy of ``model`` with the training-time versions of its layers (weights not copied)."""
 
     def clone(layer):
-        if type(layer) is keras.layers.BatchNormalization:
-            return FusedBatchNormalization.from_config(layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
+        return _VERSIONS.get(type(layer), type(layer)).from_config(layer.get_config())
 
     return keras.models.clone_model(model, clone_function=clone)
