@@ -1,4 +1,4 @@
-"""Training under each Keras backend: the choice, the layout, fused BatchNorm, coupled decay, and whole runs."""
+"""Training under each Keras backend: the choice, the layout, fused BatchNorm, the strided subsample, coupled decay, and whole runs."""
 
 import json
 import os

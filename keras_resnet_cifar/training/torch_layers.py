@@ -7,8 +7,8 @@
   does the same work in one pass forward and one backward.
 - The option-A subsample, a 1x1 max pool with stride 2 (the saved model
   holds built-in layers only, and Keras has no strided-slice layer): in
-  PyTorch its forward and backward took 5.0 ms a ResNet20 step at batch 128,
-  the strided slice it equals 1.1 ms.
+  PyTorch its forward and backward took 5.1-6.8 ms a ResNet20 step at batch
+  128, the strided slice it equals 1.1 ms.
 
 Each has the stock layer's weights and configuration, so the runner trains
 with them and saves the stock layers (``swap``): the saved model holds
