@@ -12,6 +12,7 @@ JSON with the machine description.
 
 import json
 import os
+import statistics
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -62,6 +63,19 @@ flags.DEFINE_enum(
     "in this run, and give our figures as ratios to its best setting. Needs the torch extra.",
 )
 flags.DEFINE_bool("peer_compile", False, "Also time the peer under torch.compile.")
+flags.DEFINE_list(
+    "peer_settings",
+    ["float32", "channels_last", "bfloat16", "channels_last+bfloat16"],
+    "The peer's settings to time (study/torch_peer.py SETTINGS).",
+)
+flags.DEFINE_integer(
+    "rounds",
+    1,
+    "Time training this many times, our cases and then the peer's in each round, and report "
+    "each case's median (with its range). One measurement of a case varies by about 10% on a "
+    "shared 2-core machine, and the best of several single measurements is biased upward.",
+    lower_bound=1,
+)
 flags.DEFINE_string("json", None, "Also write the results as JSON to this path.")
 FLAGS = flags.FLAGS
 
@@ -107,10 +121,11 @@ def main(argv):
     from keras_resnet_cifar.study import benchmark
     from keras_resnet_cifar.training import device
 
+    result = {"machine": benchmark.describe_machine(), "train": [], "inference": {}}
+    peer_cases = _peer_setup(result, depths) if FLAGS.peer == "torch" else []
     images = None
     if FLAGS.data_dir:
         images = input_pipeline.load_dataset("cifar10", FLAGS.data_dir).train_images
-    result = {"machine": benchmark.describe_machine(), "train": [], "inference": {}}
     print("Machine: " + ", ".join(f"{k} {v}" for k, v in result["machine"].items()), flush=True)
     result["pipeline_images_per_sec"] = benchmark.pipeline_images_per_sec(images)
     print(f"Input pipeline alone (batch 128, augmentation): {result['pipeline_images_per_sec']:,.0f} img/s", flush=True)
@@ -133,10 +148,19 @@ def main(argv):
                                         benchmark.TrainCase(depth, shortcut, precision, batch, jit, source, backend)
                                     )
         print(f"\nTiming {len(cases)} training case(s) under {', '.join(backends)} ...", flush=True)
-        rates = benchmark.train_rates(cases, images, FLAGS.warmup_steps, FLAGS.steps)
+        our_rounds, peer_rounds = [], []
+        for number in range(1, FLAGS.rounds + 1):
+            if FLAGS.rounds > 1:
+                print(f"Round {number} of {FLAGS.rounds}", flush=True)
+            our_rounds.append(benchmark.train_rates(cases, images, FLAGS.warmup_steps, FLAGS.steps))
+            if FLAGS.rounds > 1:
+                print("  ours: " + ", ".join(f"{rate:,.0f}" for rate in our_rounds[-1]) + " img/s", flush=True)
+            if peer_cases:
+                peer_rounds.append([_peer_train_rate(case) for case in peer_cases])
         print(f"{'training (ratio: to the first row of its depth, batch and data)':<70} {'img/s':>8} {'ratio':>6}")
         baselines = {}
-        for case, rate in zip(cases, rates):
+        for case, measured in zip(cases, zip(*our_rounds)):
+            rate = statistics.median(measured)
             baseline = baselines.setdefault((case.depth, case.shortcut, case.batch_size, case.data), rate)
             default = (case.backend, case.precision, case.xla, case.data) == (
                 default_backend,
@@ -144,9 +168,22 @@ def main(argv):
                 default_xla,
                 "pipeline",
             )
-            result["train"].append({**vars(case), "images_per_sec": rate, "ratio": rate / baseline, "default": default})
+            result["train"].append(
+                {
+                    **vars(case),
+                    "images_per_sec": rate,
+                    "images_per_sec_rounds": list(measured),
+                    "ratio": rate / baseline,
+                    "default": default,
+                }
+            )
             mark = "  <- tools/train.py default" if default else ""
-            print(f"{case.label():<70} {rate:>8,.0f} {rate / baseline:>6.2f}{mark}", flush=True)
+            print(f"{case.label():<70} {rate:>8,.0f} {rate / baseline:>6.2f}{_spread(measured)}{mark}", flush=True)
+        if peer_cases:
+            result["peer"]["train"] = [
+                {**case, "images_per_sec": statistics.median(measured), "images_per_sec_rounds": list(measured)}
+                for case, measured in zip(peer_cases, zip(*peer_rounds))
+            ]
 
     for arch in imagenet_archs:
         baseline = None
@@ -190,38 +227,70 @@ def main(argv):
     return 0
 
 
-def _time_peer(result, depths, shortcuts):
-    """Times the PyTorch peer and adds ``ratio_to_peer`` to our figures."""
+def _spread(measured):
+    return f"  ({min(measured):,.0f}-{max(measured):,.0f})" if len(measured) > 1 else ""
+
+
+def _peer_setup(result, depths):
+    """Checks that torch is there, records the peer, and returns its training cases."""
     try:
         import torch
     except ImportError:
         raise cli.UsageError("--peer=torch needs torch: pip install -e '.[torch]'") from None
     from keras_resnet_cifar.study import torch_peer
 
-    compiled = [False, True] if FLAGS.peer_compile else [False]
-    peer = result["peer"] = {
+    settings = _choices("peer_settings", FLAGS.peer_settings, torch_peer.SETTINGS)
+    result["peer"] = {
         "framework": f"torch {torch.__version__}",
         "threads": torch.get_num_threads(),
         "train": [],
         "inference": {},
     }
+    compiled = [False, True] if FLAGS.peer_compile else [False]
+    return [
+        {"depth": depth, "setting": setting, "compile": compile_model}
+        for depth in depths
+        for setting in settings
+        for compile_model in compiled
+    ]
+
+
+def _peer_label(case):
+    return f"ResNet{case['depth']} {case['setting']}{' compiled' if case['compile'] else ''}"
+
+
+def _peer_train_rate(case):
+    from keras_resnet_cifar.study import torch_peer
+
+    rate = torch_peer.train_images_per_sec(
+        (case["depth"] - 2) // 6,
+        case["setting"],
+        int(FLAGS.batch_sizes[0]),
+        FLAGS.warmup_steps,
+        FLAGS.steps,
+        case["compile"],
+    )
+    print(f"  peer {_peer_label(case) + ' train':<56} {rate:>8,.0f}", flush=True)
+    return rate
+
+
+def _time_peer(result, depths, shortcuts):
+    """Times the peer's inference and adds ``ratio_to_peer`` to our figures (its training is timed with ours)."""
+    from keras_resnet_cifar.study import torch_peer
+
+    peer = result["peer"]
     print(f"\n{'PyTorch peer (same network, option A, synthetic batch)':<62} {'img/s':>8}", flush=True)
-    for depth in depths:
-        n = (depth - 2) // 6
-        for setting in torch_peer.SETTINGS:
-            for compile_model in compiled:
-                if FLAGS.train:
-                    rate = torch_peer.train_images_per_sec(
-                        n, setting, int(FLAGS.batch_sizes[0]), FLAGS.warmup_steps, FLAGS.steps, compile_model
-                    )
-                    peer["train"].append(
-                        {"depth": depth, "setting": setting, "compile": compile_model, "images_per_sec": rate}
-                    )
-                    label = f"ResNet{depth} {setting}{' compiled' if compile_model else ''} train"
-                    print(f"{label:<62} {rate:>8,.0f}", flush=True)
-                if FLAGS.inference:
+    for row in peer["train"]:
+        print(f"{_peer_label(row) + ' train':<62} {row['images_per_sec']:>8,.0f}{_spread(row['images_per_sec_rounds'])}")
+    if FLAGS.inference:
+        compiled = [False, True] if FLAGS.peer_compile else [False]
+        for depth in depths:
+            for setting in _choices("peer_settings", FLAGS.peer_settings, torch_peer.SETTINGS):
+                for compile_model in compiled:
                     key = f"resnet{depth}A {setting}{' compiled' if compile_model else ''}"
-                    peer["inference"][key] = f = torch_peer.inference(n, setting, compile_model=compile_model)
+                    peer["inference"][key] = f = torch_peer.inference(
+                        (depth - 2) // 6, setting, compile_model=compile_model
+                    )
                     print(
                         f"{key + ' inference':<40} {f['batch_images_per_sec']:>10,.0f} img/s "
                         f"{f['latency_p50_ms']:>7.2f} / {f['latency_p99_ms']:.2f} ms b1 p50/p99",
