@@ -281,7 +281,9 @@ def _time_peer(result, depths, shortcuts):
     peer = result["peer"]
     print(f"\n{'PyTorch peer (same network, option A, synthetic batch)':<62} {'img/s':>8}", flush=True)
     for row in peer["train"]:
-        print(f"{_peer_label(row) + ' train':<62} {row['images_per_sec']:>8,.0f}{_spread(row['images_per_sec_rounds'])}")
+        print(
+            f"{_peer_label(row) + ' train':<62} {row['images_per_sec']:>8,.0f}{_spread(row['images_per_sec_rounds'])}"
+        )
     if FLAGS.inference:
         compiled = [False, True] if FLAGS.peer_compile else [False]
         for depth in depths:
