@@ -33,3 +33,12 @@ def test_every_setting_trains_and_serves(setting):
     assert figures["batch_images_per_sec"] > 0 and 0 < figures["latency_p50_ms"] <= figures["latency_p99_ms"]
     with pytest.raises(ValueError, match="setting must be one of"):
         torch_peer.train_images_per_sec(1, "float16", batch_size=8, warmup_steps=0, steps=1)
+
+
+def test_each_compiled_timing_starts_with_a_fresh_dynamo_cache(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: calls.append("reset"))
+    monkeypatch.setattr(torch, "compile", lambda net: calls.append("compile") or net)
+    torch_peer._prepare(torch_peer.build(1), "float32", compile_model=True)
+    torch_peer._prepare(torch_peer.build(1), "channels_last", compile_model=False)
+    assert calls == ["reset", "compile"]
