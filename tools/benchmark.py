@@ -4,6 +4,7 @@ Examples:
     python tools/benchmark.py                               # ResNet20, the default grid
     python tools/benchmark.py --depths=20,56 --precisions=float32 --xla=on
     python tools/benchmark.py --data_dir=../shared/cifar10-jpeg --json=bench.json
+    python tools/benchmark.py --backends=torch --peer=torch --peer_compile --rounds=5
 
 Prints a table (each training row with its ratio to the grid's first
 precision and XLA setting for the same depth, batch and data) and writes
