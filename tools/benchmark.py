@@ -73,7 +73,7 @@ flags.DEFINE_integer(
     "rounds",
     1,
     "Time training this many times, our cases and then the peer's in each round, and report "
-    "each case's median (with its range). One measurement of a case varies by about 10% on a "
+    "each case's median (with its range). One measurement of a case varies by 10% or more on a "
     "shared 2-core machine, and the best of several single measurements is biased upward.",
     lower_bound=1,
 )
@@ -218,7 +218,7 @@ def main(argv):
                 )
 
     if FLAGS.peer == "torch":
-        _time_peer(result, depths, shortcuts)
+        _time_peer(result, peer_cases, depths, shortcuts)
 
     if FLAGS.json:
         from keras_resnet_cifar import files
@@ -275,7 +275,7 @@ def _peer_train_rate(case):
     return rate
 
 
-def _time_peer(result, depths, shortcuts):
+def _time_peer(result, peer_cases, depths, shortcuts):
     """Times the peer's inference and adds ``ratio_to_peer`` to our figures (its training is timed with ours)."""
     from keras_resnet_cifar.study import torch_peer
 
@@ -285,20 +285,16 @@ def _time_peer(result, depths, shortcuts):
         print(
             f"{_peer_label(row) + ' train':<62} {row['images_per_sec']:>8,.0f}{_spread(row['images_per_sec_rounds'])}"
         )
-    if FLAGS.inference:
-        compiled = [False, True] if FLAGS.peer_compile else [False]
-        for depth in depths:
-            for setting in _choices("peer_settings", FLAGS.peer_settings, torch_peer.SETTINGS):
-                for compile_model in compiled:
-                    key = f"resnet{depth}A {setting}{' compiled' if compile_model else ''}"
-                    peer["inference"][key] = f = torch_peer.inference(
-                        (depth - 2) // 6, setting, compile_model=compile_model
-                    )
-                    print(
-                        f"{key + ' inference':<40} {f['batch_images_per_sec']:>10,.0f} img/s "
-                        f"{f['latency_p50_ms']:>7.2f} / {f['latency_p99_ms']:.2f} ms b1 p50/p99",
-                        flush=True,
-                    )
+    for case in peer_cases if FLAGS.inference else []:
+        key = f"resnet{case['depth']}A {case['setting']}{' compiled' if case['compile'] else ''}"
+        peer["inference"][key] = f = torch_peer.inference(
+            (case["depth"] - 2) // 6, case["setting"], compile_model=case["compile"]
+        )
+        print(
+            f"{key + ' inference':<40} {f['batch_images_per_sec']:>10,.0f} img/s "
+            f"{f['latency_p50_ms']:>7.2f} / {f['latency_p99_ms']:.2f} ms b1 p50/p99",
+            flush=True,
+        )
     print("\nOurs as ratios to the peer's best (> 1: faster):", flush=True)
     for depth in depths:
         best = max((r["images_per_sec"] for r in peer["train"] if r["depth"] == depth), default=None)

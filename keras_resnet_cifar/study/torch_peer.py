@@ -11,8 +11,8 @@ decay 1e-4) on uint8 NHWC batches normalised inside the step, as ours.
 Settings: "float32"; "channels_last" (the weights in NHWC memory format
 too: the activations are NHWC in memory in every setting, the input being
 a transposed view of the NHWC batch); "bfloat16" (``torch.autocast``);
-"channels_last+bfloat16"; each optionally with ``torch.compile``. torch is imported only here
-(``pip install -e ".[torch]"``).
+"channels_last+bfloat16"; each optionally with ``torch.compile``. torch
+is imported only here (``pip install -e ".[torch]"``).
 """
 
 import time
