@@ -233,20 +233,17 @@ def _spread(measured):
 
 
 def _peer_setup(result, depths):
-    """Checks that torch is there, records the peer, and returns its training cases."""
-    try:
-        import torch
-    except ImportError:
-        raise cli.UsageError("--peer=torch needs torch: pip install -e '.[torch]'") from None
+    """Checks that torch is there and the settings are known, and returns the peer's training cases."""
+    from keras_resnet_cifar.training import machine
+
+    if not machine.installed("torch"):
+        raise cli.UsageError("--peer=torch needs torch: pip install -e '.[torch]'")
+    # torch itself is imported when the peer is first timed, after our first
+    # round: our in-process TensorFlow timings run without it loaded.
     from keras_resnet_cifar.study import torch_peer
 
     settings = _choices("peer_settings", FLAGS.peer_settings, torch_peer.SETTINGS)
-    result["peer"] = {
-        "framework": f"torch {torch.__version__}",
-        "threads": torch.get_num_threads(),
-        "train": [],
-        "inference": {},
-    }
+    result["peer"] = {"train": [], "inference": {}}
     compiled = [False, True] if FLAGS.peer_compile else [False]
     return [
         {"depth": depth, "setting": setting, "compile": compile_model}
@@ -277,9 +274,12 @@ def _peer_train_rate(case):
 
 def _time_peer(result, peer_cases, depths, shortcuts):
     """Times the peer's inference and adds ``ratio_to_peer`` to our figures (its training is timed with ours)."""
+    import torch
+
     from keras_resnet_cifar.study import torch_peer
 
     peer = result["peer"]
+    peer.update(framework=f"torch {torch.__version__}", threads=torch.get_num_threads())
     print(f"\n{'PyTorch peer (same network, option A, synthetic batch)':<62} {'img/s':>8}", flush=True)
     for row in peer["train"]:
         print(
