@@ -12,6 +12,24 @@ setup(
     packages=find_packages(include=["keras_resnet_cifar", "keras_resnet_cifar.*"]),
     # The pretrained CIFAR-10 weights and their licence (pretrained.py pins the hashes).
     package_data={"keras_resnet_cifar.models": ["weights/*.weights.h5", "weights/LICENSE"]},
+    # The tools as commands (keras_resnet_cifar/cli/); tools/*.py are thin shims.
+    entry_points={
+        "console_scripts": [
+            "krc-train = keras_resnet_cifar.cli.train:run",
+            "krc-train-imagenet = keras_resnet_cifar.cli.train_imagenet:run",
+            "krc-train-arrays = keras_resnet_cifar.cli.train_arrays:run",
+            "krc-evaluate = keras_resnet_cifar.cli.evaluate:run",
+            "krc-predict = keras_resnet_cifar.cli.predict:run",
+            "krc-export = keras_resnet_cifar.cli.export:run",
+            "krc-benchmark = keras_resnet_cifar.cli.benchmark:run",
+            "krc-profile-step = keras_resnet_cifar.cli.profile_step:run",
+            "krc-convert-weights = keras_resnet_cifar.cli.convert_weights:run",
+            "krc-describe = keras_resnet_cifar.cli.describe:run",
+            "krc-compare = keras_resnet_cifar.cli.compare:run",
+            "krc-zoo = keras_resnet_cifar.cli.zoo:run",
+            "krc-to-npz = keras_resnet_cifar.cli.to_npz:run",
+        ]
+    },
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.21",
@@ -31,19 +49,21 @@ setup(
     extras_require={
         # jax: the tests also run the model code under KERAS_BACKEND=jax.
         # torch: the weight-conversion tests compare with a PyTorch forward;
-        # 2.13.0 is the CPU build (an unpinned torch requirement can resolve
-        # to a CUDA build of several GB).
+        # pinned, as in the torch extra below (an open range resolves to the
+        # newest CUDA build, several GB).
         # matplotlib: the diagram and plain-vs-residual plot tests.
         # setuptools: the wheel test builds without network (bdist_wheel is
         # built in from 70.1).
         "test": ["pytest", "jax", "torch==2.13.0", "matplotlib", "setuptools>=70.1", "ruff"],
-        # Diagrams and the plain-vs-residual study (tools/make_docs.py, tools/compare.py).
+        # Diagrams and the plain-vs-residual study (tools/make_docs.py, krc-compare).
         "study": ["matplotlib"],
-        # torch: training under Keras's torch backend, which tools/train.py
-        # picks on CPUs without AMX (about twice TensorFlow's rate there);
-        # also reading PyTorch checkpoints (tools/convert_weights.py) and the
-        # PyTorch peer of tools/benchmark.py. 2.13.0 is the CPU build; an
-        # open range resolves to a CUDA build of several GB.
+        # torch: training under Keras's torch backend, which krc-train picks
+        # on CPUs without AMX (about twice TensorFlow's rate there); also
+        # reading PyTorch checkpoints (krc-convert-weights) and the PyTorch
+        # peer of krc-benchmark. The pin alone does not choose the CPU build:
+        # from PyPI on Linux x86_64 torch==2.13.0 is the CUDA build (several
+        # GB). A CPU-only machine installs the CPU build first from PyTorch's
+        # CPU index (README, Install), which this pin then accepts.
         "torch": ["torch==2.13.0"],
         # jax: tools/train.py --backend=jax, and tools/train_arrays.py.
         "jax": ["jax"],

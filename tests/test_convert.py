@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from keras_resnet_cifar.data import input_pipeline
 from keras_resnet_cifar.models import convert, stats
+from tests import datagen
 from tests.helpers import REPO
 
 SHARED = REPO.parent / "shared"
@@ -226,3 +227,13 @@ def test_published_checkpoints_match_pytorch(depth, params):
     np.testing.assert_array_equal(ours.argmax(1), expected.argmax(1))
     np.testing.assert_allclose(ours, expected, atol=1e-3, rtol=0)
     assert np.mean(ours.argmax(1) == y) > 0.7  # trained weights, training images
+
+
+def test_verify_compares_with_the_reference_forward_on_an_image_folder(tmp_path):
+    state = convert.read_checkpoint(_save(tmp_path, _random_reference(1)))
+    datagen.image_folder(str(tmp_path / "images"), list(input_pipeline.CIFAR10_CLASSES), per_class=3)
+    parity = convert.verify(convert.convert_state_dict(state), state, str(tmp_path / "images"), per_class=2)
+    assert parity["images"] == 20 and parity["agreement"] == 1.0 and parity["disagreements"] == 0
+    assert parity["max_logit_diff"] < 1e-4
+    with pytest.raises(convert.ConversionError, match="no images to verify with in"):
+        convert.verify(convert.convert_state_dict(state), state, str(tmp_path / "empty"), per_class=2)

@@ -15,12 +15,9 @@ import hashlib
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags
 
-from absl import flags  # noqa: E402
-
-from tools import cli  # noqa: E402
+from keras_resnet_cifar.cli import app
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 flags.DEFINE_string(
@@ -37,10 +34,10 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    cli.reject_extra_args(argv)
+    app.reject_extra_args(argv)
     license_path = os.path.join(FLAGS.reference_dir, "LICENSE")
     if not os.path.isfile(license_path):
-        raise cli.UsageError(f"--reference_dir {FLAGS.reference_dir} holds no LICENSE file")
+        raise app.UsageError(f"--reference_dir {FLAGS.reference_dir} holds no LICENSE file")
     from keras_resnet_cifar import files
     from keras_resnet_cifar.models import convert, pretrained
 
@@ -69,4 +66,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

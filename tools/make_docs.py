@@ -11,15 +11,12 @@ need training runs).
 """
 
 import os
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from absl import flags
+
+from keras_resnet_cifar.cli import app
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from absl import flags  # noqa: E402
-
-from tools import cli  # noqa: E402
 
 flags.DEFINE_string("doc", os.path.join(ROOT, "docs", "ARCHITECTURE.md"), "Markdown file with generated tables.")
 flags.DEFINE_string("figures", os.path.join(ROOT, "docs", "figures"), "Folder for the diagrams.")
@@ -29,7 +26,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    cli.reject_extra_args(argv)
+    app.reject_extra_args(argv)
     from keras_resnet_cifar import files
     from keras_resnet_cifar.study import describe, diagrams
 
@@ -51,4 +48,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

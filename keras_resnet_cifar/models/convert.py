@@ -17,6 +17,7 @@ torch is needed only to read the checkpoint (``pip install '.[torch]'``) and
 is imported here alone.
 """
 
+import os
 import re
 
 import numpy as np
@@ -224,3 +225,49 @@ def reference_forward(state, images):
                 x = F.relu(out + x)
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)
         return F.linear(x, t["linear.weight"], t["linear.bias"]).numpy()
+
+
+def verify(model, state, image_dir, per_class):
+    """Compares ``model`` with the checkpoint's own PyTorch forward on real images.
+
+    Args:
+        model: the converted ``keras.Model``.
+        state: the checkpoint's state dict (``read_checkpoint``).
+        image_dir: a CIFAR-10 image folder (``<image_dir>/train/<class>/``).
+        per_class: images of each class to compare.
+
+    Returns:
+        A dict: ``images``, ``seconds``, ``keras_accuracy``, ``pytorch_accuracy``,
+        ``agreement`` (share of equal predictions), ``disagreements`` and
+        ``max_logit_diff``.
+
+    Raises:
+        ConversionError: a class folder holds no images.
+    """
+    import time
+
+    from keras_resnet_cifar.data import input_pipeline
+
+    paths, labels = [], []
+    for label, name in enumerate(input_pipeline.CIFAR10_CLASSES):
+        folder = os.path.join(image_dir, "train", name)
+        found = input_pipeline.list_images(folder)[:per_class]
+        if not found:
+            raise ConversionError(f"no images to verify with in {folder}")
+        paths += found
+        labels += [label] * len(found)
+    images = input_pipeline.decode_files(paths)
+    labels = np.asarray(labels)
+    start = time.perf_counter()
+    ours = model.predict(images.astype("float32"), batch_size=500, verbose=0)
+    theirs = np.concatenate([reference_forward(state, images[i : i + 500]) for i in range(0, len(images), 500)])
+    same = ours.argmax(1) == theirs.argmax(1)
+    return {
+        "images": len(images),
+        "seconds": time.perf_counter() - start,
+        "keras_accuracy": float(np.mean(ours.argmax(1) == labels)),
+        "pytorch_accuracy": float(np.mean(theirs.argmax(1) == labels)),
+        "agreement": float(np.mean(same)),
+        "disagreements": int(np.sum(~same)),
+        "max_logit_diff": float(np.abs(ours - theirs).max()),
+    }

@@ -6,6 +6,7 @@ beside it, as training writes) or ``<variant>:<weights>``, for example
 """
 
 import dataclasses
+import json
 import os
 import zipfile
 
@@ -36,6 +37,24 @@ class LoadedModel:
     card: dict
     source: str
     run_dir: str | None
+
+    def run_record(self, name):
+        """The run's ``config.json`` or ``metrics.json`` as a dict; {} when there is none.
+
+        Raises:
+            ModelFileError: the file exists but is not a JSON object.
+        """
+        path = os.path.join(self.run_dir or "", name)
+        if not self.run_dir or not os.path.exists(path):
+            return {}
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ModelFileError(f"{path} is not readable JSON: {files.error_text(e)}") from None
+        if not isinstance(record, dict):
+            raise ModelFileError(f"{path} holds {type(record).__name__}, not a JSON object")
+        return record
 
 
 def parse_spec(spec):

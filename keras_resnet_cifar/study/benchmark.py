@@ -8,7 +8,6 @@ child process, ``train_rates``); the input pipeline, inference and the
 SavedModel are TensorFlow's.
 """
 
-import dataclasses
 import json
 import os
 import platform
@@ -23,26 +22,8 @@ import tensorflow as tf
 
 from keras_resnet_cifar.data import input_pipeline
 from keras_resnet_cifar.models import resnet
+from keras_resnet_cifar.study.cases import TrainCase
 from keras_resnet_cifar.training import device, machine, optimizer, runner
-
-
-@dataclasses.dataclass
-class TrainCase:
-    """One training configuration to time, as ``tools/train.py`` trains it."""
-
-    depth: int = 20
-    shortcut: str = "A"
-    precision: str = "float32"
-    batch_size: int = 128
-    xla: bool = False
-    data: str = "pipeline"  # "pipeline": tf.data with augmentation; "synthetic": one batch repeated
-    backend: str = "tensorflow"
-
-    def label(self):
-        return (
-            f"ResNet{self.depth}{self.shortcut} {self.backend} {self.precision} batch {self.batch_size} "
-            f"{'XLA' if self.xla else 'no XLA'} {self.data}"
-        )
 
 
 def describe_machine():

@@ -1,12 +1,24 @@
-"""What every tool shares: one-line errors and exit codes instead of tracebacks."""
+"""What every command shares: its flags, one-line errors and exit codes.
 
+Bad input (a flag, a missing or corrupt file, a full disk) ends in one line
+starting with ``error:``; anything else is a bug, reported in one line that
+names the file holding its traceback, or printed whole when
+``KERAS_RESNET_CIFAR_TRACEBACK=1`` is set.
+"""
+
+import datetime
 import importlib
+import linecache
 import os
-import re
 import sys
-import threading
+import tempfile
+import traceback
 
 from absl import app, flags, logging
+
+from keras_resnet_cifar.cli import startup
+
+TRACEBACK_VARIABLE = "KERAS_RESNET_CIFAR_TRACEBACK"
 
 
 class UsageError(Exception):
@@ -105,7 +117,8 @@ def resolve_n(n, depth, default):
 
 
 def _known_errors():
-    errors = [UsageError, ValueError, FileNotFoundError]
+    """The package's own error types: each message is written for the user."""
+    errors = [UsageError]
     # Module by module: on a machine without TensorFlow (the JAX path) the
     # TF-free modules' errors must still print as one line.
     for module, name in (
@@ -125,43 +138,77 @@ def _known_errors():
     return tuple(errors)
 
 
-# What TensorFlow's C++ side prints at start-up on a machine without a GPU. It
-# writes before absl logging is set up, so TF_CPP_MIN_LOG_LEVEL does not hold it back.
-_NATIVE_NOISE = re.compile(
-    r"All log messages before absl::InitializeLog|cudart_stub\.cc|cuda_platform\.cc|cuda_dnn\.cc|"
-    r"cuda_fft\.cc|cuda_blas\.cc|cpu_feature_guard\.cc|To enable the following instructions|"
-    r"computation_placer\.cc|Unable to register cu(DNN|FFT|BLAS) factory"
-)
+def is_deliberate(error):
+    """Whether ``error`` is one of the package's own checks rather than a bug.
+
+    True for a ``ValueError`` or ``TypeError`` raised by a ``raise`` statement
+    in this package (argument checks that say what was received and what is
+    allowed); False for the same types raised anywhere else, such as
+    ``int("x")`` or a library's internal check.
+    """
+    if not isinstance(error, (ValueError, TypeError)) or error.__traceback__ is None:
+        return False
+    frames = traceback.extract_tb(error.__traceback__)
+    last = frames[-1]
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.abspath(last.filename).startswith(package + os.sep):
+        return False
+    return linecache.getline(last.filename, last.lineno).strip().startswith("raise ")
 
 
-class _StderrFilter:
-    """Drops the native start-up noise from file descriptor 2, passing every other line on."""
+def report_bug(error, stream=None):
+    """Reports an unexpected exception: the whole traceback when asked for, else one line.
 
-    def __init__(self):
-        self._original = os.dup(2)
-        read, self._write = os.pipe()
-        os.dup2(self._write, 2)
-        self._thread = threading.Thread(target=self._pump, args=(read,), daemon=True)
-        self._thread.start()
+    Returns:
+        The path the traceback was written to, or None when it was printed.
+    """
+    stream = stream or sys.stderr
+    text = "".join(traceback.format_exception(error))
+    summary = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+    if os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
+        stream.write(text)
+        print(f"internal error (a bug, please report it): {summary}", file=stream)
+        return None
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        fd, path = tempfile.mkstemp(prefix=f"krc-traceback-{stamp}-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+    except OSError:  # a full /tmp must not hide the bug: print it whole
+        stream.write(text)
+        print(f"internal error (a bug, please report it): {summary}", file=stream)
+        return None
+    print(
+        f"internal error (a bug, please report it): {summary}; traceback in {path} "
+        f"(or re-run with {TRACEBACK_VARIABLE}=1)",
+        file=stream,
+    )
+    return path
 
-    def _pump(self, read):
-        with os.fdopen(read, "rb") as pipe, os.fdopen(os.dup(self._original), "wb", buffering=0) as out:
-            for line in pipe:
-                if not _NATIVE_NOISE.search(line.decode(errors="replace")):
-                    out.write(line)
 
-    def close(self):
-        """Restores descriptor 2 and waits until every passed line is written."""
-        sys.stderr.flush()
-        os.dup2(self._original, 2)
-        os.close(self._write)
-        self._thread.join(timeout=5)
+def _use_tool_help(main):
+    """Makes ``--help`` show the tool's own text and flags under any launcher.
+
+    absl's ``--help`` prints ``__main__``'s docstring and the flags of the
+    module named ``sys.argv[0]``; under a console script or a tools/ shim
+    that is the launcher, which defines none.
+    """
+    module = sys.modules.get(main.__module__)
+    launcher = sys.modules.get("__main__")
+    if module is None or launcher is None or module is launcher:
+        return
+    launcher.__doc__ = module.__doc__
+    for name in (main.__module__, __name__):
+        for flag in flags.FLAGS.get_flags_for_module(name):
+            flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
 def run(main):
     """``absl.app.run(main)`` with one-line errors: exit 2 bad usage, 1 failure, 130 interrupt."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     quiet = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") or 0) >= 2
-    stderr_filter = _StderrFilter() if quiet else None
+    stderr_filter = startup.StderrFilter() if quiet else None
+    _use_tool_help(main)
 
     def wrapped(argv):
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines are noise here
@@ -172,6 +219,11 @@ def run(main):
     except app.UsageError as e:  # pragma: no cover
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except SystemExit as e:
+        # absl exits 1 after --help; asking for help is not a failure.
+        if e.code == 1 and any(a in ("--help", "-h", "-?", "--helpshort", "--helpfull") for a in sys.argv[1:]):
+            sys.exit(0)
+        raise
     finally:  # absl exits here on a bad flag or --helpfull; their text must get out
         if stderr_filter:
             stderr_filter.close()
@@ -191,7 +243,7 @@ def _exit_now(code, stderr_filter=None):
 
 
 def _outcome(main, argv):
-    """``main(argv)``'s exit status, with known errors printed as one line."""
+    """``main(argv)``'s exit status, with known errors printed as one line and bugs reported."""
     try:
         return main(argv)
     except UsageError as e:
@@ -203,6 +255,12 @@ def _outcome(main, argv):
     except _known_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except OSError as e:
+    except OSError as e:  # missing files, permissions, a full disk
         print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 1
+    except Exception as e:
+        if is_deliberate(e):
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        report_bug(e)
+        return 70  # EX_SOFTWARE: an internal error

@@ -1,0 +1,73 @@
+"""Accuracy, per-class accuracy and confusion matrix of a .keras model.
+
+Examples:
+    python tools/evaluate.py --model=runs/resnet20/model.keras --data_dir=../shared/cifar10-jpeg --split=val
+    python tools/evaluate.py --model=model.keras --data_dir=cifar-10-batches-py --split=test --json=out.json
+"""
+
+import os
+
+from absl import flags
+
+from keras_resnet_cifar.cli import app
+
+flags.DEFINE_string(
+    "model",
+    None,
+    "A .keras model file (labels.txt beside it names the classes), or a "
+    "pretrained model by name: resnet20:cifar10, resnet32:cifar10, resnet44:cifar10, resnet56:cifar10.",
+)
+flags.DEFINE_string("data_dir", None, "Image folder, CIFAR batches or prepared tfds directory.")
+flags.DEFINE_enum("dataset", "cifar10", ["cifar10", "cifar100"], "Dataset (tfds and batches layouts).")
+flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Which split; val as training held it out.")
+flags.DEFINE_float(
+    "validation_split",
+    None,
+    "For --split=val/train: default from config.json beside the model, else 0.1.",
+    lower_bound=0,
+)
+flags.register_validator("validation_split", lambda v: v is None or v < 1, message="--validation_split must be below 1")
+flags.DEFINE_integer(
+    "seed", None, "For --split=val/train: default from config.json beside the model, else 0.", lower_bound=0
+)
+flags.DEFINE_integer("batch_size", 256, "Batch size for prediction.", lower_bound=1)
+flags.DEFINE_string("json", None, "Also write the result as JSON to this path.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    app.reject_extra_args(argv)
+    if not FLAGS.model:
+        raise app.UsageError("--model is required (a .keras file or a name such as resnet20:cifar10)")
+    from keras_resnet_cifar import files
+    from keras_resnet_cifar.data import input_pipeline
+    from keras_resnet_cifar.serving import evaluate, loading
+
+    if loading.parse_spec(FLAGS.model) is None and not os.path.isfile(FLAGS.model):
+        raise app.UsageError(f"--model {FLAGS.model} does not exist")
+    loaded = loading.load(FLAGS.model)  # before the data: a bad model file fails fast
+    saved = loaded.run_record("config.json")
+    validation_split = (
+        FLAGS.validation_split if FLAGS.validation_split is not None else saved.get("validation_split", 0.1)
+    )
+    seed = FLAGS.seed if FLAGS.seed is not None else saved.get("seed", 0)
+
+    data = input_pipeline.load_dataset(FLAGS.dataset, FLAGS.data_dir)
+    print(data.describe())
+    images, labels = evaluate.split_images(data, FLAGS.split, validation_split, seed)
+    names = loaded.class_names or data.class_names
+    if names != data.class_names:
+        print(f"note: using the model's class names: {', '.join(names)}")
+    result = evaluate.evaluate(loaded.model, images, labels, names, FLAGS.batch_size)
+    result.update(model=FLAGS.model, split=FLAGS.split, data=data.source)
+    print(f"{FLAGS.model} on {FLAGS.split} split")
+    print(evaluate.format_report(result))
+    if FLAGS.json:
+        files.write_json(FLAGS.json, result)
+        print(f"wrote {FLAGS.json}")
+    return 0
+
+
+def run():
+    """The console-script entry point."""
+    app.run(main)

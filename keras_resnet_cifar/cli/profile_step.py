@@ -1,0 +1,52 @@
+"""Where a ResNet training step's time goes: ours (torch backend) beside the PyTorch peer.
+
+Example:
+    python tools/profile_step.py --depth=20 --steps=10 --data_dir=../shared/cifar10-jpeg
+
+Needs the torch extra. Prints milliseconds per step by category, from a
+torch profiler trace of each.
+"""
+
+from absl import flags
+
+from keras_resnet_cifar.cli import app
+
+flags.DEFINE_integer("depth", 20, "Depth 6n+2.", lower_bound=8)
+flags.DEFINE_integer("steps", 10, "Profiled steps.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 128, "Batch size.", lower_bound=1)
+flags.DEFINE_string("data_dir", None, "Real images for our pipeline (any layout train.py reads); default random.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    app.reject_extra_args(argv)
+    n = app.resolve_n(None, FLAGS.depth, default=3)
+    from keras_resnet_cifar.training import machine
+
+    try:
+        machine.select_backend("torch")
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
+    from keras_resnet_cifar.data import input_pipeline
+    from keras_resnet_cifar.study import step_profile
+
+    images = input_pipeline.load_dataset("cifar10", FLAGS.data_dir).train_images if FLAGS.data_dir else None
+    depth = 6 * n + 2
+    print(f"Profiling {FLAGS.steps} steps of ResNet{depth}, batch {FLAGS.batch_size} ...", flush=True)
+    results = {
+        "ours (tools/train.py default, torch backend)": step_profile.ours(
+            depth, FLAGS.batch_size, FLAGS.steps, images=images
+        ),
+        "PyTorch peer (float32)": step_profile.peer(depth, FLAGS.batch_size, FLAGS.steps),
+    }
+    names = list(results)
+    print(f"\n{'ms per step':<44}" + "".join(f"{name[:30]:>32}" for name in names))
+    for category in next(iter(results.values()))["categories"]:
+        print(f"{category:<44}" + "".join(f"{results[n]['categories'][category]:>32.1f}" for n in names))
+    print(f"{'step (wall)':<44}" + "".join(f"{results[n]['step_ms']:>32.1f}" for n in names))
+    return 0
+
+
+def run():
+    """The console-script entry point."""
+    app.run(main)

@@ -1,0 +1,83 @@
+"""The benchmark's arithmetic: its case grid, medians of interleaved rounds, and ratios.
+
+Pure Python, so that a unit test checks it without timing anything.
+"""
+
+import dataclasses
+import itertools
+import statistics
+
+
+@dataclasses.dataclass
+class TrainCase:
+    """One training configuration to time, as ``krc-train`` trains it."""
+
+    depth: int = 20
+    shortcut: str = "A"
+    precision: str = "float32"
+    batch_size: int = 128
+    xla: bool = False
+    data: str = "pipeline"  # "pipeline": tf.data with augmentation; "synthetic": one batch repeated
+    backend: str = "tensorflow"
+
+    def label(self):
+        return (
+            f"ResNet{self.depth}{self.shortcut} {self.backend} {self.precision} batch {self.batch_size} "
+            f"{'XLA' if self.xla else 'no XLA'} {self.data}"
+        )
+
+
+def train_cases(depths, shortcuts, batch_sizes, data, backends, precisions, xla):
+    """Every combination to time, in the order the table prints.
+
+    XLA is a choice only under TensorFlow: JAX always compiles its step and
+    the torch backend's default is eager, so those backends get one case each.
+    """
+    cases = []
+    for depth, shortcut, batch, source, backend, precision in itertools.product(
+        depths, shortcuts, batch_sizes, data, backends, precisions
+    ):
+        for jit in xla if backend == "tensorflow" else [backend == "jax"]:
+            cases.append(TrainCase(depth, shortcut, precision, batch, jit, source, backend))
+    return cases
+
+
+def summarize(cases, rounds, default):
+    """One row per case: the median of its rounds and its ratio to the first row of its group.
+
+    Args:
+        cases: ``TrainCase`` list.
+        rounds: one list of images/s per round, each in ``cases`` order.
+        default: ``(backend, precision, xla, data)`` that ``krc-train`` uses here.
+
+    Returns:
+        Dicts with the case's fields, ``images_per_sec`` (median),
+        ``images_per_sec_rounds``, ``ratio`` (to the first case of the same
+        depth, shortcut, batch size and data) and ``default``.
+    """
+    rows, baselines = [], {}
+    for case, measured in zip(cases, zip(*rounds)):
+        rate = statistics.median(measured)
+        baseline = baselines.setdefault((case.depth, case.shortcut, case.batch_size, case.data), rate)
+        rows.append(
+            {
+                **vars(case),
+                "images_per_sec": rate,
+                "images_per_sec_rounds": list(measured),
+                "ratio": rate / baseline,
+                "default": (case.backend, case.precision, case.xla, case.data) == tuple(default),
+            }
+        )
+    return rows
+
+
+def ratio_to_best(rate, peer_rates):
+    """``rate`` over the best of ``peer_rates`` (> 1: faster than the peer); None without a peer."""
+    best = max(peer_rates, default=None)
+    return rate / best if best else None
+
+
+def latency_ratio_to_best(ms, peer_ms):
+    """The peer's lowest latency over ours, so that > 1 means faster here too; None without a peer."""
+    best = min(peer_ms, default=None)
+    return best / ms if best else None

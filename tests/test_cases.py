@@ -1,0 +1,36 @@
+"""The benchmark's case grid, medians and ratios (pure arithmetic, nothing timed)."""
+
+from keras_resnet_cifar.study import cases
+
+
+def test_xla_varies_only_under_tensorflow():
+    grid = cases.train_cases(
+        [20], ["A"], [128], ["pipeline"], ["tensorflow", "torch", "jax"], ["float32"], [False, True]
+    )
+    assert [(c.backend, c.xla) for c in grid] == [
+        ("tensorflow", False),
+        ("tensorflow", True),
+        ("torch", False),
+        ("jax", True),
+    ]
+    assert len(cases.train_cases([20, 56], ["A", "B"], [64, 128], ["pipeline"], ["torch"], ["float32"], [False])) == 8
+
+
+def test_medians_and_ratios_to_the_first_row_of_a_group():
+    grid = cases.train_cases(
+        [20], ["A"], [128], ["pipeline", "synthetic"], ["tensorflow", "torch"], ["float32"], [False]
+    )
+    rounds = [[100, 300, 50, 80], [120, 200, 70, 60], [110, 250, 60, 100]]
+    rows = cases.summarize(grid, rounds, ("torch", "float32", False, "pipeline"))
+    assert [r["images_per_sec"] for r in rows] == [110, 250, 60, 80]
+    assert [r["images_per_sec_rounds"] for r in rows][1] == [300, 200, 250]
+    # Each data source is its own group: its first row is 1.0.
+    assert [round(r["ratio"], 4) for r in rows] == [1.0, round(250 / 110, 4), 1.0, round(80 / 60, 4)]
+    assert [r["default"] for r in rows] == [False, True, False, False]
+
+
+def test_ratios_to_the_peers_best():
+    assert cases.ratio_to_best(300, [200, 400, 250]) == 0.75
+    assert cases.ratio_to_best(300, []) is None
+    assert cases.latency_ratio_to_best(4.0, [2.0, 3.0]) == 0.5  # the peer is twice as fast
+    assert cases.latency_ratio_to_best(4.0, []) is None

@@ -1,0 +1,169 @@
+"""The commands: installed on PATH, --help, one-line errors, reported bugs, quiet start-up."""
+
+import ast
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+from keras_resnet_cifar.cli import app, startup
+from tests.helpers import REPO
+
+# console_scripts as setup.py declares them: {command: module}.
+COMMANDS = dict(re.findall(r'"(krc-[a-z-]+) = keras_resnet_cifar\.cli\.(\w+):run"', (REPO / "setup.py").read_text()))
+SCRIPTS = pathlib.Path(sys.executable).parent
+
+
+def _run(args, env=None, timeout=300):
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, env=dict(os.environ, **(env or {})), cwd=REPO
+    )
+
+
+def _tool(code, env=None):
+    """Runs ``code`` (which defines ``main``) under ``app.run`` in a fresh process."""
+    program = f"from keras_resnet_cifar.cli import app\n{code}\napp.run(main)\n"
+    return _run([sys.executable, "-c", program], env=env)
+
+
+def test_every_tool_is_a_command_and_a_shim():
+    modules = sorted(p.stem for p in (REPO / "keras_resnet_cifar" / "cli").glob("*.py"))
+    assert sorted(COMMANDS.values()) == sorted(set(modules) - {"__init__", "app", "startup"})
+    for module in COMMANDS.values():
+        shim = (REPO / "tools" / f"{module}.py").read_text()
+        assert f"from keras_resnet_cifar.cli.{module} import run" in shim
+        assert "sys.path" not in shim
+
+
+def test_no_code_edits_sys_path():
+    for path in [*(REPO / "keras_resnet_cifar").rglob("*.py"), *(REPO / "tools").glob("*.py")]:
+        assert "sys.path" not in path.read_text(), path
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_each_command_is_on_path_and_shows_its_own_help(command):
+    script = SCRIPTS / command
+    assert script.exists(), f"{script} missing: pip install -e . puts the commands there"
+    result = _run([str(script), "--help"])
+    assert result.returncode == 0, result.stderr
+    source = (REPO / "keras_resnet_cifar" / "cli" / f"{COMMANDS[command]}.py").read_text()
+    first_line = ast.get_docstring(ast.parse(source)).splitlines()[0]
+    assert first_line in result.stdout
+    # The tool's own flags are listed, not only absl's.
+    own = re.findall(r'DEFINE_\w+\(\s*"(\w+)"', source)
+    if own:
+        assert f"--{own[0]}" in result.stdout or f"--[no]{own[0]}" in result.stdout
+
+
+def test_the_shim_runs_the_same_command():
+    result = _run([sys.executable, str(REPO / "tools" / "train.py"), "--help"])
+    assert result.returncode == 0
+    assert "--shortcut" in result.stdout and "--data_dir" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1796151106.438071    3340 port.cc:153] oneDNN custom operations are on. You may see "
+        "slightly different numerical results due to floating-point round-off errors from different "
+        "computation orders. To turn them off, set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.",
+        "I0000 00:00:1796151106.439047    3340 cudart_stub.cc:31] Could not find cuda drivers on your "
+        "machine, GPU will not be used.",
+        "I0000 00:00:1796151106.493763    3340 cpu_feature_guard.cc:227] This TensorFlow binary is optimized "
+        "to use available CPU instructions in performance-critical operations.",
+        # AVX2, AVX-512 with VNNI and BF16, and AMX machines name different instructions.
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the "
+        "appropriate compiler flags.",
+        "To enable the following instructions: AVX2 AVX512F AVX512_VNNI AVX512_BF16 FMA, in other operations, "
+        "rebuild TensorFlow with the appropriate compiler flags.",
+        "To enable the following instructions: AVX512F AVX512_VNNI AVX512_BF16 AVX512_FP16 AVX_VNNI AMX_TILE "
+        "AMX_INT8 AMX_BF16 FMA, in other operations, rebuild TensorFlow with the appropriate compiler flags.",
+        "E0000 00:00:1732.1  1 cuda_dnn.cc:8310] Unable to register cuDNN factory: Attempting to register "
+        "factory for plugin cuDNN when one has already been registered",
+        "E0000 00:00:1732.2  1 computation_placer.cc:177] computation placer already registered.",
+    ],
+)
+def test_each_kind_of_start_up_line_is_noise(line):
+    assert startup.is_noise(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "error: --data_dir /x does not exist or is not a directory",
+        "internal error (a bug, please report it): KeyError: 'name'",
+        "interrupted: re-run the same command to resume from the last completed epoch",
+        "Resuming from runs/resnet20/backup: 1 epoch(s) done, going on with epoch 2",
+    ],
+)
+def test_our_own_lines_are_not_noise(line):
+    assert not startup.is_noise(line)
+
+
+def test_the_filter_passes_our_line_and_drops_every_kind_of_noise():
+    noise = "\\n".join(
+        [
+            "I0000 port.cc:153] oneDNN custom operations are on. You may see slightly different results.",
+            "I0000 cpu_feature_guard.cc:227] This TensorFlow binary is optimized",
+            "To enable the following instructions: AVX512F AMX_TILE AMX_BF16, in other operations, rebuild",
+        ]
+    )
+    result = _tool(
+        f"import os\ndef main(argv):\n    os.write(2, b'{noise}\\n')\n    raise app.UsageError('bad flag')\n"
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: bad flag"]
+
+
+def test_tensorflow_start_up_leaves_one_error_line():
+    # On AVX-512 machines this import prints the oneDNN notice (twice); on
+    # AVX2 the CPU-feature lines: either way one line must remain.
+    result = _tool("def main(argv):\n    import tensorflow  # noqa: F401\n    raise app.UsageError('bad flag')\n")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: bad flag"]
+
+
+def test_an_internal_error_prints_one_line_naming_its_saved_traceback():
+    result = _tool("def main(argv):\n    return {}['name']\n", env={app.TRACEBACK_VARIABLE: ""})
+    assert result.returncode == 70
+    [line] = result.stderr.splitlines()
+    assert line.startswith("internal error (a bug, please report it): KeyError: 'name'; traceback in ")
+    path = re.search(r"traceback in (\S+) ", line).group(1)
+    saved = pathlib.Path(path).read_text()
+    os.remove(path)
+    assert saved.startswith("Traceback (most recent call last):")
+    assert 'File "<string>", line 3, in main' in saved and saved.endswith("KeyError: 'name'\n")
+    assert f"{app.TRACEBACK_VARIABLE}=1" in line
+
+
+def test_the_environment_variable_prints_the_whole_traceback():
+    result = _tool("def main(argv):\n    return int('x')\n", env={app.TRACEBACK_VARIABLE: "1"})
+    assert result.returncode == 70
+    assert result.stderr.startswith("Traceback (most recent call last):")
+    assert "ValueError: invalid literal for int() with base 10: 'x'" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("internal error (a bug, please report it): ValueError")
+
+
+def test_a_library_value_error_is_a_bug_and_the_packages_own_check_is_not():
+    def raised(function):
+        try:
+            function()
+        except (ValueError, TypeError) as e:
+            return e
+        raise AssertionError("nothing raised")
+
+    from keras_resnet_cifar.models import presets
+
+    assert app.is_deliberate(raised(lambda: presets.resolve_n(21, None)))
+    assert not app.is_deliberate(raised(lambda: int("x")))
+    assert app.is_deliberate(raised(lambda: presets.resolve_n(None, 0)))
+    assert not app.is_deliberate(raised(lambda: presets.resolve_n(None, 3) + "x"))
+
+
+def test_help_exits_zero_and_a_bad_flag_does_not():
+    assert _run([sys.executable, str(REPO / "tools" / "zoo.py"), "--helpfull"]).returncode == 0
+    assert _run([sys.executable, str(REPO / "tools" / "zoo.py"), "--max_depth=x"]).returncode != 0
