@@ -1,5 +1,9 @@
 """Writes that never leave half a file (a temporary name, then a rename), and fault hooks."""
 
+import contextlib
+import errno
+import gc
+import io
 import json
 import os
 import re
@@ -73,14 +77,42 @@ def _atomic(path, write):
     A killed writer's temporary of the same name is removed first.
     """
     tmp = temporary_path(path)
+    reason = None
+    # A failed writer's objects are freed when its exception goes; h5py's
+    # close then fails again on a full disk and prints tracebacks about the
+    # temporary (to sys.stderr and through the unraisable hook). They repeat
+    # the failure reported below, so they are kept back; all else passes on.
+    printed = io.StringIO()
+    original_hook = sys.unraisablehook
+    sys.unraisablehook = lambda report: print(f"{report.exc_value}", file=sys.stderr)
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        remove_stale_temporaries(os.path.dirname(os.path.abspath(path)), os.path.basename(path))
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as e:
+        with contextlib.redirect_stderr(printed):
+            try:
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+                remove_stale_temporaries(os.path.dirname(os.path.abspath(path)), os.path.basename(path))
+                write(tmp)
+                os.replace(tmp, path)
+            except OSError as e:
+                reason = failure_reason(e)
+            if reason is not None:
+                gc.collect()  # what a reference cycle still holds of the failed writer
+    finally:
+        sys.unraisablehook = original_hook
+    text = printed.getvalue()
+    if text and not (reason is not None and os.path.basename(tmp) in text):
+        sys.stderr.write(text)
+    if reason is not None:
         _remove(tmp)
-        raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
+        raise WriteError(f"cannot write {path}: {reason}")
+
+
+def failure_reason(error):
+    """Why a write failed, in one line: "No space left on device" however the library put it."""
+    no_space = os.strerror(errno.ENOSPC)
+    text = str(error)
+    if getattr(error, "errno", None) == errno.ENOSPC or no_space in text or "errno = 28" in text:
+        return no_space
+    return getattr(error, "strerror", None) or error_text(error)
 
 
 def save_model(model, path):
@@ -149,3 +181,47 @@ def write_figure(fig, path, dpi=150):
     """Saves a matplotlib figure to ``path``; the extension (.png, .svg) picks the format."""
     # savefig reads the format from the name, which the temporary name keeps.
     _atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
+
+
+class DirectoryInUse(Exception):
+    """Another process holds the directory (``hold_directory``)."""
+
+
+@contextlib.contextmanager
+def hold_directory(path, flag):
+    """Holds ``path`` for this process while the block runs.
+
+    The lock is ``fcntl.flock`` on ``<path>/.lock``, which the kernel releases
+    when its holder exits, is killed or its machine's connection ends, so a
+    killed run never leaves it stuck. The file records the holder for the
+    message a second process gets.
+
+    Args:
+        path: an existing directory.
+        flag: the flag that named it, for the message.
+
+    Raises:
+        DirectoryInUse: another process holds it.
+    """
+    import fcntl
+    import socket
+
+    lock_path = os.path.join(path, ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise WriteError(f"cannot write {lock_path}: {e.strerror or e}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise DirectoryInUse(
+            f"{flag} {path} is in use by {holder}: wait until that run ends, or choose another {flag}"
+        ) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

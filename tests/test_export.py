@@ -270,9 +270,19 @@ def test_export_and_predict_tools(tmp_path):
     out = _tool("predict.py", f"--model={saved}", str(tmp_path / "small.png"))
     assert out.returncode == 1 and "small.png is 28x28, expected 32x32 (pass --resize" in out.stderr
     assert _tool("predict.py", f"--model={saved}", "--resize", str(tmp_path / "small.png")).returncode == 0
-    tf.io.write_file(str(tmp_path / "gray.png"), tf.io.encode_png(np.zeros((32, 32, 1), np.uint8)))
-    out = _tool("predict.py", f"--model={saved}", str(tmp_path / "gray.png"))
-    assert out.returncode == 1 and "gray.png is grayscale" in out.stderr
+    # Grayscale and RGBA images become RGB, as in training: one rule for both.
+    gray = np.random.default_rng(1).integers(0, 256, (32, 32, 1), dtype=np.uint8)
+    tf.io.write_file(str(tmp_path / "gray.png"), tf.io.encode_png(gray))
+    tf.io.write_file(str(tmp_path / "rgba.png"), tf.io.encode_png(np.concatenate([np.repeat(gray, 3, -1), gray], -1)))
+    np.save(tmp_path / "gray.npy", np.repeat(gray, 3, -1)[None])
+    out = _tool("predict.py", f"--model={saved}", "--json", str(tmp_path / "gray.png"), str(tmp_path / "rgba.png"))
+    npy = _tool("predict.py", f"--model={saved}", "--json", f"--npy={tmp_path / 'gray.npy'}")
+    assert out.returncode == 0 and npy.returncode == 0, out.stderr + npy.stderr
+    as_gray, as_rgba = json.loads(out.stdout)
+    for other in (as_rgba, json.loads(npy.stdout)[0]):
+        assert [t["class"] for t in other["top_k"]] == [t["class"] for t in as_gray["top_k"]]
+        for a, b in zip(other["top_k"], as_gray["top_k"]):
+            assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)
 
 
 @pytest.mark.parametrize("kwargs", [dict(shortcut="A"), dict(shortcut="B"), dict(residual=False)])

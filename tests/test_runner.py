@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from keras_resnet_cifar import files
-from keras_resnet_cifar.training import runner, train
+from keras_resnet_cifar.training import run_log, train
 from tests import datagen
 from tests.helpers import REPO
 
@@ -68,7 +68,7 @@ def _kill_at(cmd, point):
 
 
 def _rows(model_dir):
-    return runner.read_csv(os.path.join(model_dir, "metrics.csv"))
+    return run_log.read_csv(os.path.join(model_dir, "metrics.csv"))
 
 
 def test_kill_during_the_final_export_is_completed_without_training(data_dir, tmp_path):
@@ -101,7 +101,7 @@ def test_kill_between_the_last_epoch_and_the_save_resumes_with_full_metrics(data
     assert not (model_dir / "model.keras").exists()
     out = _run(cmd)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "3 epoch(s) done, going on with epoch 4" in out.stdout
+    assert "all 3 epoch(s) done, nothing left to train" in out.stdout
     metrics = json.loads((model_dir / "metrics.json").read_text())
     for key in ("train_loss", "train_accuracy", "train_error", "images_per_sec", "wall_time_s", "val_accuracy"):
         assert metrics[key] is not None, key

@@ -66,3 +66,14 @@ def test_schedule_serializes_with_keras_alone():
         assert type(s).__module__.startswith("keras.src.optimizers.schedules")
         again = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(s))
         assert [_at(again, t) for t in (0, 300, 899)] == pytest.approx([_at(s, t) for t in (0, 300, 899)])
+
+
+def test_too_few_steps_for_the_paper_schedule_is_said_as_such():
+    for steps in (1, 2):
+        with pytest.raises(
+            ValueError,
+            match=rf"the paper schedule divides the rate at 1/2, 3/4 of the steps, so it needs at least 3 steps. Received: total_steps={steps}",
+        ):
+            schedules.make_schedule("paper", 0.1, steps, 0)
+    schedule = schedules.make_schedule("paper", 0.1, 3, 0)
+    assert [round(float(schedule(s)), 6) for s in range(3)] == [0.1, 0.01, 0.001]

@@ -10,6 +10,7 @@ import datetime
 import importlib
 import linecache
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -25,9 +26,18 @@ class UsageError(Exception):
     """A bad flag value; the message says which and what is allowed."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, as a scheduler or ``kill`` sends it: stops the run as Ctrl-C does."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def define_run_flags(batch_size, model_dir_default):
     """The flags every training tool shares (``config.RunOptions``), with their bounds."""
     flags.DEFINE_string("model_dir", None, f"Run directory. Default: {model_dir_default}.")
+    flags.register_validator("model_dir", lambda v: v is None or v.strip() != "", message="--model_dir is empty")
     flags.DEFINE_integer("batch_size", batch_size, "Global batch size.", lower_bound=1)
     flags.DEFINE_float("lr", None, "Peak learning rate (> 0); default below.")
     flags.register_validator("lr", lambda v: v is None or v > 0, message="--lr must be > 0")
@@ -65,7 +75,11 @@ def define_run_flags(batch_size, model_dir_default):
         upper_bound=2,
     )
     flags.DEFINE_bool("export", True, "Also export a TF Serving SavedModel to <model_dir>/export/<name>/<version>.")
-    flags.DEFINE_bool("overwrite", False, "Replace a finished run in --model_dir.")
+    flags.DEFINE_bool(
+        "overwrite",
+        False,
+        "Replace what --model_dir holds: a finished run, or an unfinished one whose backup cannot be read.",
+    )
     flags.DEFINE_bool(
         "deterministic",
         False,
@@ -124,10 +138,12 @@ def _known_errors():
     for module, name in (
         ("data.arrays", "DataError"),
         ("files", "WriteError"),
+        ("files", "DirectoryInUse"),
         ("models.convert", "ConversionError"),
         ("models.pretrained", "WeightsError"),
         ("serving.loading", "ModelFileError"),
         ("serving.export", "ExportError"),
+        ("serving.evaluate", "EvaluationError"),
         ("training.config", "TrainingError"),
         ("study.plotting", "PlotError"),
     ):
@@ -212,10 +228,11 @@ def run(main):
 
     def wrapped(argv):
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines are noise here
+        signal.signal(signal.SIGTERM, _on_sigterm)
         _exit_now(_outcome(main, argv), stderr_filter)
 
     try:
-        app.run(wrapped)
+        app.run(wrapped, flags_parser=_parse_flags)
     except app.UsageError as e:  # pragma: no cover
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -227,6 +244,15 @@ def run(main):
     finally:  # absl exits here on a bad flag or --helpfull; their text must get out
         if stderr_filter:
             stderr_filter.close()
+
+
+def _parse_flags(argv):
+    """absl's flag parsing, with a bad flag as one ``error:`` line and exit 2, as every usage error."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {e} (--help lists the flags)", file=sys.stderr)
+        sys.exit(2)
 
 
 def _exit_now(code, stderr_filter=None):
@@ -249,9 +275,11 @@ def _outcome(main, argv):
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: re-run the same command to resume from the last completed epoch", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        # The same command finishes any interrupted work (a run resumes from its backup).
+        how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"{how}: re-run the same command to resume from the last completed epoch", file=sys.stderr)
+        return 128 + signal.SIGTERM if isinstance(e, Terminated) else 130
     except _known_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -32,6 +32,12 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_integer("batch_size", 256, "Batch size for prediction.", lower_bound=1)
 flags.DEFINE_string("json", None, "Also write the result as JSON to this path.")
+flags.DEFINE_bool(
+    "match_classes_by_index",
+    False,
+    "Score the data's label i as the model's class i when their class names differ (the counts must agree). "
+    "Without it, different names are an error.",
+)
 FLAGS = flags.FLAGS
 
 
@@ -55,9 +61,11 @@ def main(argv):
     data = input_pipeline.load_dataset(FLAGS.dataset, FLAGS.data_dir)
     print(data.describe())
     images, labels = evaluate.split_images(data, FLAGS.split, validation_split, seed)
-    names = loaded.class_names or data.class_names
-    if names != data.class_names:
-        print(f"note: using the model's class names: {', '.join(names)}")
+    names = evaluate.match_classes(
+        loaded.class_names, loaded.model.output_shape[-1], data.class_names, FLAGS.match_classes_by_index
+    )
+    if loaded.class_names and loaded.class_names != names:
+        print(f"note: label i of the data is scored as the model's class i: {', '.join(loaded.class_names)}")
     result = evaluate.evaluate(loaded.model, images, labels, names, FLAGS.batch_size)
     result.update(model=FLAGS.model, split=FLAGS.split, data=data.source)
     print(f"{FLAGS.model} on {FLAGS.split} split")

@@ -21,6 +21,40 @@ def split_images(data, split, validation_split=0.1, seed=0):
     return val_x, val_y
 
 
+class EvaluationError(Exception):
+    """A model and data that cannot be scored together; the message names both sides."""
+
+
+def match_classes(model_names, num_outputs, data_names, by_index=False):
+    """The class names to score under: the data's, once they are known to be the model's.
+
+    Args:
+        model_names: the model's class names (``labels.txt``), or None when unknown.
+        num_outputs: how many classes the model predicts.
+        data_names: the data's class names, in label order.
+        by_index: score by label index under the data's names even when the
+            names differ (the counts must still agree).
+
+    Returns:
+        The data's class names.
+
+    Raises:
+        EvaluationError: the counts differ, or the names differ without ``by_index``.
+    """
+    if num_outputs != len(data_names):
+        raise EvaluationError(
+            f"the model predicts {num_outputs} classes ({', '.join(model_names or ['names unknown'])}) but the "
+            f"data has {len(data_names)} ({', '.join(data_names)})"
+        )
+    if model_names is not None and list(model_names) != list(data_names) and not by_index:
+        raise EvaluationError(
+            f"the model's classes ({', '.join(model_names)}) are not the data's ({', '.join(data_names)}), so its "
+            "scores would be counted under the wrong names; evaluate on data with the model's classes, or pass "
+            "--match_classes_by_index to score label i as the model's class i"
+        )
+    return list(data_names)
+
+
 def evaluate(model, images, labels, class_names, batch_size=256):
     """Classifies ``images`` (uint8 or 0..255 floats) and scores the result.
 
@@ -30,11 +64,10 @@ def evaluate(model, images, labels, class_names, batch_size=256):
         class_names.
 
     Raises:
-        ValueError: when the model's classes and ``class_names`` disagree.
+        EvaluationError: the model's output and ``class_names`` disagree in number.
     """
     num_classes = len(class_names)
-    if model.output_shape[-1] != num_classes:
-        raise ValueError(f"the model predicts {model.output_shape[-1]} classes but the data has {num_classes}")
+    match_classes(None, model.output_shape[-1], class_names)
     logits = model.predict(images.astype("float32"), batch_size=batch_size, verbose=0)
     predicted = np.argmax(logits, axis=-1)
     confusion = np.zeros((num_classes, num_classes), np.int64)

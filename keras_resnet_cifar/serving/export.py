@@ -23,6 +23,7 @@ The graph always computes in float32, even for a mixed-precision model.
 """
 
 import copy
+import errno
 import json
 import os
 import shutil
@@ -165,6 +166,7 @@ def export_saved_model(
         ExportError: an existing version, a bad version or model, or a failed
             write (nothing is left behind then).
     """
+    _check_exportable(model)
     model = float32_copy(model)
     if tuple(model.input_shape[1:]) not in ((image_size, image_size, 3), (None, None, 3)):
         raise ExportError(
@@ -188,6 +190,7 @@ def export_saved_model(
     removed = files.remove_stale_temporaries(model_base)
     if removed and log:
         log(f"Removed {len(removed)} unfinished export(s) of processes that were stopped: {', '.join(removed)}")
+    created_base = not os.path.exists(model_base)
     try:
         os.makedirs(model_base, exist_ok=True)
         # Folding BatchNorm into the convolutions makes the served graph
@@ -213,12 +216,45 @@ def export_saved_model(
         files.pause_point("export")
         os.rename(tmp, final)
     except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _clean_up(tmp, model_base, created_base)
         raise ExportError(f"cannot write {final}: {e.strerror or e}") from None
+    except tf.errors.OpError as e:  # TensorFlow's own writers: SaveV2, TFRecordWriter (a full disk, for one)
+        _clean_up(tmp, model_base, created_base)
+        reason = os.strerror(errno.ENOSPC) if os.strerror(errno.ENOSPC) in str(e) else files.error_text(e)
+        raise ExportError(f"cannot write {final}: {reason}") from None
     except Exception:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _clean_up(tmp, model_base, created_base)
         raise
     return final
+
+
+def _clean_up(tmp, model_base, created_base):
+    """Removes a failed export's temporary, and the model's folder if this export made it."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    if created_base and os.path.isdir(model_base) and not os.listdir(model_base):
+        os.rmdir(model_base)
+
+
+def _check_exportable(model):
+    """Refuses, before anything is written, a model the export cannot read.
+
+    The export reads the functional graph (to fold BatchNorm into the
+    convolutions) and serves logits of uint8 images.
+    """
+    config = model.get_config() if isinstance(model, keras.Model) else None
+    layers = (config or {}).get("layers")
+    if (
+        isinstance(model, keras.Sequential)
+        or not isinstance(layers, list)
+        or not all(isinstance(entry, dict) and "inbound_nodes" in entry and "name" in entry for entry in layers)
+        or len(model.inputs) != 1
+        or len(model.outputs) != 1
+    ):
+        raise ExportError(
+            f"{getattr(model, 'name', model)!r} is a {type(model).__name__}; the export takes a functional "
+            "keras.Model with one image input and one logits output, as the zoo builds (keras_resnet_cifar."
+            "resnet_cifar, resnet_imagenet): rebuild it as one"
+        )
 
 
 def _contract(num_classes, size, any_size):
@@ -247,12 +283,26 @@ def _contract(num_classes, size, any_size):
 
 
 def _write_archive(model, path, size, preprocess_bytes):
+    num_classes = int(model.output_shape[-1])
+
     def outputs(images):
+        # An empty batch answers with empty outputs, as TF Serving clients
+        # expect, instead of failing inside the first convolution.
+        return tf.cond(tf.shape(images)[0] > 0, lambda: classify(images), empty)
+
+    def classify(images):
         logits = model(tf.cast(images, tf.float32), training=False)
         return {
             "probabilities": tf.nn.softmax(logits),
             "class_ids": tf.argmax(logits, axis=-1, output_type=tf.int64),
             "logits": logits,
+        }
+
+    def empty():
+        return {
+            "probabilities": tf.zeros([0, num_classes]),
+            "class_ids": tf.zeros([0], tf.int64),
+            "logits": tf.zeros([0, num_classes]),
         }
 
     def gate(value, ok, *message):
@@ -270,6 +320,9 @@ def _write_archive(model, path, size, preprocess_bytes):
         return outputs(gate(image, ok, f"serving_default: image must be uint8 [N, {size}, {size}, 3]"))
 
     def serve_bytes(image_bytes):
+        return tf.cond(tf.size(image_bytes) > 0, lambda: serve_encoded(image_bytes), empty)
+
+    def serve_encoded(image_bytes):
         # A PNG or JPEG signature on every image first, so that a bad one is
         # reported by its index rather than by the decoder's internals.
         png = tf.equal(tf.strings.substr(image_bytes, 0, 8), b"\x89PNG\r\n\x1a\n")

@@ -13,24 +13,22 @@ IMAGE_SHAPE = (32, 32, 3)
 
 
 def read_images(paths, resize=False):
-    """Decodes PNG/JPEG files into a uint8 batch, checking size and mode.
+    """Decodes PNG/JPEG files into a uint8 RGB batch, checking the size.
+
+    Grayscale and RGBA images become RGB, as in training (``input_pipeline``).
 
     Raises:
-        DataError: naming the file that is unreadable, not RGB, or not 32x32
-            (unless ``resize``: then it is resized, bilinear, to 32x32).
+        DataError: naming the file that is unreadable or not 32x32 (unless
+            ``resize``: then it is resized, bilinear, to 32x32).
     """
     images = []
     for path in paths:
         try:
-            image = tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False)
+            image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         except tf.errors.NotFoundError:
             raise DataError(f"image {path} does not exist") from None
         except tf.errors.OpError as e:
             raise DataError(f"cannot decode image {path}: {files.error_text(e)}") from None
-        channels = image.shape[-1]
-        if channels != 3:
-            mode = {1: "grayscale", 2: "grayscale+alpha", 4: "RGBA"}.get(channels, f"{channels}-channel")
-            raise DataError(f"image {path} is {mode}; the models take RGB images")
         if tuple(image.shape) != IMAGE_SHAPE:
             if not resize:
                 raise DataError(
@@ -71,6 +69,11 @@ class Classifier:
 
             loaded = loading.load(path)
             model = loaded.model
+            if tuple(model.input_shape[1:]) not in (IMAGE_SHAPE, (None, None, 3)) or len(model.output_shape) != 2:
+                raise loading.ModelFileError(
+                    f"{path} takes {model.input_shape} and returns {model.output_shape}; predict needs a classifier "
+                    "of [N, 32, 32, 3] images of 0..255 pixels to [N, classes], as the zoo's models are"
+                )
             softmax = getattr(model.layers[-1], "activation", None) is keras.activations.softmax
 
             def fn(x):

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from keras_resnet_cifar import files
+from keras_resnet_cifar.training.config import TrainingError
 
 STATE = "state.json"
 
@@ -26,18 +27,84 @@ def iterations(model):
 
 
 def backup_epoch(backup_dir):
-    """Epochs completed according to ``backup_dir`` (0 when there is no backup)."""
-    state = _backup_state(backup_dir)
+    """Epochs completed according to ``backup_dir`` (0 when there is no backup).
+
+    Raises:
+        TrainingError: a backup is there but cannot be used (see ``read_backup``).
+    """
+    state = read_backup(backup_dir)
     return state["epoch"] if state else 0
 
 
-def _backup_state(backup_dir):
+def read_backup(backup_dir):
+    """The backup's ``{"epoch": n, "weights": "epoch-<n>.weights.h5"}``, or None when there is none.
+
+    A backup is there when ``state.json`` is, or an epoch file beyond the
+    first (a kill between the first epoch's weights and its ``state.json``
+    leaves ``epoch-1.weights.h5`` alone: that epoch was never recorded).
+
+    Raises:
+        TrainingError: the backup cannot be used. The message names the file
+            and what is wrong, says that nothing was deleted, and how to go on.
+    """
+    state_path = os.path.join(backup_dir, STATE)
+    epoch_files = sorted(glob.glob(os.path.join(backup_dir, "epoch-*.weights.h5")), key=_epoch_of)
+    if not os.path.exists(state_path):
+        if not epoch_files or [os.path.basename(f) for f in epoch_files] == ["epoch-1.weights.h5"]:
+            return None
+        raise TrainingError(_unusable(backup_dir, f"{state_path} is missing", epoch_files))
     try:
-        with open(os.path.join(backup_dir, STATE)) as f:
+        with open(state_path) as f:
             state = json.load(f)
-        return state if os.path.isfile(os.path.join(backup_dir, state["weights"])) else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    except OSError as e:
+        raise TrainingError(
+            _unusable(backup_dir, f"{state_path} cannot be read ({e.strerror or e})", epoch_files)
+        ) from None
+    except ValueError as e:
+        raise TrainingError(_unusable(backup_dir, f"{state_path} is not valid JSON ({e})", epoch_files)) from None
+    epoch = state.get("epoch") if isinstance(state, dict) else None
+    weights = state.get("weights") if isinstance(state, dict) else None
+    if not (
+        isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 1 and weights == f"epoch-{epoch}.weights.h5"
+    ):
+        problem = (
+            f'{state_path} holds {json.dumps(state)[:120]}, not {{"epoch": <n >= 1>, '
+            '"weights": "epoch-<n>.weights.h5"}'
+        )
+        raise TrainingError(_unusable(backup_dir, problem, epoch_files))
+    path = os.path.join(backup_dir, weights)
+    if not os.path.isfile(path):
+        problem = f"{path}, which {state_path} names, is missing"
+        raise TrainingError(_unusable(backup_dir, problem, epoch_files))
+    try:  # a whole HDF5 file: truncation and foreign bytes show on opening
+        import h5py
+
+        with h5py.File(path, "r"):
+            pass
+    except OSError as e:
+        raise TrainingError(_unusable(backup_dir, f"{path} cannot be read ({files.error_text(e)})", [])) from None
+    return {"epoch": epoch, "weights": weights}
+
+
+def _epoch_of(path):
+    digits = os.path.basename(path)[len("epoch-") : -len(".weights.h5")]
+    return int(digits) if digits.isdigit() else -1
+
+
+def _unusable(backup_dir, problem, epoch_files):
+    """The one-line message for a backup that cannot be used."""
+    ways = []
+    for path in reversed(epoch_files):
+        epoch = _epoch_of(path)
+        if epoch >= 1:
+            record = json.dumps({"epoch": epoch, "weights": os.path.basename(path)})
+            ways.append(
+                f"to resume from {path} (epoch {epoch}), write {record} to {os.path.join(backup_dir, STATE)} "
+                "and re-run the same command"
+            )
+            break
+    ways.append("to start the run over, re-run the same command with --overwrite (this deletes the backup)")
+    return f"cannot resume: {problem}. Nothing was deleted; " + "; or ".join(ways)
 
 
 def restore(model, backup_dir):
@@ -45,13 +112,23 @@ def restore(model, backup_dir):
 
     Returns:
         The number of epochs it had completed; 0 when there is none.
+
+    Raises:
+        TrainingError: the backup cannot be used; nothing is deleted.
     """
-    state = _backup_state(backup_dir)
+    state = read_backup(backup_dir)
     if not state:
         return 0
     if not model.optimizer.built:  # its variables must exist to be loaded
         model.optimizer.build(model.trainable_variables)
-    model.load_weights(os.path.join(backup_dir, state["weights"]))
+    path = os.path.join(backup_dir, state["weights"])
+    try:
+        model.load_weights(path)
+    except Exception as e:  # noqa: BLE001 - any failure to read the file means a damaged backup
+        raise TrainingError(
+            f"cannot resume: {path} cannot be read ({files.error_text(e)}). Nothing was deleted; to start the "
+            "run over, re-run the same command with --overwrite (this deletes the backup)"
+        ) from None
     return int(state["epoch"])
 
 

@@ -26,7 +26,8 @@ class RunOptions:
         seed: seeds weights and every random choice of the data.
         deterministic: also make TensorFlow's ops deterministic (slower).
         steps_per_execution: train steps per call into the graph.
-        overwrite: replace a finished run in ``model_dir``.
+        overwrite: replace a finished run in ``model_dir``, or an unfinished one whose backup
+            cannot be read.
         verbose: 1: Keras's progress bar; 0 or 2: one line per epoch plus a
             progress line every ``progress_seconds``; None: 1 on a terminal,
             else 0.

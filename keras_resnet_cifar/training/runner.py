@@ -20,9 +20,7 @@ metrics of a run whose ``model.keras`` is written but not its
 weights, bit for bit, as one that was never interrupted.
 """
 
-import csv
 import dataclasses
-import io
 import json
 import os
 import shutil
@@ -36,12 +34,23 @@ import keras_resnet_cifar
 from keras_resnet_cifar import files
 from keras_resnet_cifar.data.arrays import DataError
 from keras_resnet_cifar.serving import loading
-from keras_resnet_cifar.training import callbacks, device, lean_graph, machine, optimizer, torch_layers
+from keras_resnet_cifar.training import callbacks, device, fast_path, machine, optimizer, run_log
 from keras_resnet_cifar.training.config import TrainingError, check_options
 
 # Run settings that must match to resume a run in the same model_dir, on top
 # of each task's own (``Task.resume_keys``).
-RESUME_KEYS = ("batch_size", "schedule", "learning_rate", "total_steps", "steps_per_epoch", "seed", "precision")
+# The backend too: a backup holds the variables of the backend's own model
+# (its layout and BatchNorm), which another backend's model does not load.
+RESUME_KEYS = (
+    "batch_size",
+    "schedule",
+    "learning_rate",
+    "total_steps",
+    "steps_per_epoch",
+    "seed",
+    "precision",
+    "backend",
+)
 
 
 def run(options, make_task, log=print):
@@ -64,6 +73,22 @@ def run(options, make_task, log=print):
         DataError: missing or bad data.
     """
     check_options(options)
+    _make_run_dir(options.model_dir)
+    # One process at a time in a run directory; the kernel drops the lock of a killed one.
+    with files.hold_directory(options.model_dir, "--model_dir"):
+        return _run_held(options, make_task, log)
+
+
+def _make_run_dir(model_dir):
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise TrainingError(f"--model_dir {model_dir} is a file, not a directory")
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+    except OSError as e:
+        raise files.WriteError(f"cannot create --model_dir {model_dir}: {e.strerror or e}") from None
+
+
+def _run_held(options, make_task, log):
     state = _prepare(options)
     keras.utils.set_random_seed(options.seed)
     if options.deterministic:
@@ -115,13 +140,15 @@ def run(options, make_task, log=print):
 def _prepare(options):
     """Checks ``model_dir`` and tells the run's state: new, unfinished, trained or finished."""
     model_dir = options.model_dir
-    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise TrainingError(f"--model_dir {model_dir} is a file, not a directory")
     backup_dir = os.path.join(model_dir, "backup")
     model_path = os.path.join(model_dir, "model.keras")
     metrics_path = os.path.join(model_dir, "metrics.json")
-    if callbacks.backup_epoch(backup_dir):
-        return "unfinished"
+    try:
+        if callbacks.backup_epoch(backup_dir):
+            return "unfinished"
+    except TrainingError:
+        if not options.overwrite:  # a backup we cannot read is never deleted unasked
+            raise
     if os.path.exists(model_path) and not options.overwrite:
         if os.path.exists(metrics_path):
             raise TrainingError(
@@ -134,10 +161,6 @@ def _prepare(options):
         if os.path.exists(os.path.join(model_dir, name)):
             os.remove(os.path.join(model_dir, name))
     shutil.rmtree(backup_dir, ignore_errors=True)
-    try:
-        os.makedirs(model_dir, exist_ok=True)
-    except OSError as e:
-        raise files.WriteError(f"cannot create --model_dir {model_dir}: {e.strerror or e}") from None
     return "new"
 
 
@@ -176,7 +199,7 @@ def _train(task, options, precision, strategy, xla, log):
     keras.mixed_precision.set_global_policy(precision)
     try:
         with strategy.scope():
-            model = training_model(task.build_model)
+            model = training_model(task.build_model, log)
             model.compile(
                 # The weight decay is applied in the update, not as the model's regularisers.
                 optimizer=optimizer.sgd(task.schedule, options.momentum, task.weight_decay),
@@ -188,9 +211,11 @@ def _train(task, options, precision, strategy, xla, log):
             done = callbacks.restore(model, backup_dir)
             if not done and task.init_weights:
                 task.init_weights(model)
-        if done:
+        if done >= task.epochs:
+            log(f"Resuming from {backup_dir}: all {done} epoch(s) done, nothing left to train")
+        elif done:
             log(f"Resuming from {backup_dir}: {done} epoch(s) done, going on with epoch {done + 1}")
-        _keep_csv_rows(os.path.join(model_dir, "metrics.csv"), done)
+        run_log.keep_rows(os.path.join(model_dir, "metrics.csv"), done)
         verbose = options.verbose if options.verbose is not None else (1 if sys.stdout.isatty() else 0)
         run_callbacks = [
             # Stats first: the CSV and TensorBoard see what it adds. The CSV
@@ -234,28 +259,26 @@ def _train(task, options, precision, strategy, xla, log):
     return final
 
 
-def training_model(build_model):
+def training_model(build_model, log=None):
     """The model as it trains under this backend: its layout, no regularisers; under torch, fused and lean.
 
     Args:
         build_model: ``(data_format, weight_decay) -> model``, as ``Task.build_model``.
+        log: where ``fast_path`` says that it falls back to the stock path.
 
     Returns:
         A model with the saved model's weights in the same order, so one's
         weights set the other's. Its weight decay belongs in the optimizer
         (``optimizer.sgd``).
     """
-    backend = keras.backend.backend()
-    model = build_model(data_format=machine.resolve_data_format(backend), weight_decay=0)
-    if backend == "torch":
-        model = lean_graph.wrap(torch_layers.swap(model))
-    return model
+    model = build_model(data_format=machine.resolve_data_format(keras.backend.backend()), weight_decay=0)
+    return fast_path.accelerate(model, log)
 
 
 def _finish(final, task, options, log):
     """Evaluates, exports and writes metrics.json (last: it marks the run finished)."""
     model_dir = options.model_dir
-    rows = read_csv(os.path.join(model_dir, "metrics.csv"))
+    rows = run_log.read_csv(os.path.join(model_dir, "metrics.csv"))
     metrics = _train_metrics(rows[-1] if rows else {})
     # Evaluated without the saved model's L2 regularisers (kept for those who
     # fine-tune it), so the loss is the cross-entropy the epochs log.
@@ -314,31 +337,6 @@ def _train_metrics(last):
     metrics.setdefault("train_accuracy", None)
     metrics.setdefault("train_error", None)
     return metrics
-
-
-def read_csv(path):
-    """metrics.csv as a list of dicts (empty if there is none)."""
-    try:
-        with open(path, newline="") as f:
-            return list(csv.DictReader(f))
-    except FileNotFoundError:
-        return []
-
-
-def _keep_csv_rows(path, epochs):
-    """Drops the rows of epochs after the backup's, which the resumed run logs again."""
-    rows = read_csv(path)
-    kept = [r for r in rows if int(r["epoch"]) < epochs]
-    if len(kept) == len(rows):
-        return
-    if not kept:
-        os.remove(path)
-        return
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(kept)
-    files.write_text(path, text.getvalue())
 
 
 def nan_error(error, backup_dir):

@@ -68,6 +68,13 @@ def make_schedule(name, learning_rate, total_steps, warmup_steps=0):
         raise ValueError(f"total_steps must be >= 1. Received: {total_steps}")
     if name in _DECAYS:
         decays = [total_steps * num // den for num, den in _DECAYS[name]]
+        if decays[0] < 1 or sorted(set(decays)) != decays:
+            fewest = next(t for t in range(total_steps, 10_000) if _decays_apart(name, t))
+            shares = ", ".join(f"{num}/{den}" for num, den in _DECAYS[name])
+            raise ValueError(
+                f"the {name} schedule divides the rate at {shares} of the steps, so it needs at least {fewest} "
+                f"steps. Received: total_steps={total_steps}"
+            )
         if not 0 <= warmup_steps < decays[0]:
             raise ValueError(f"warmup_steps must be below the first decay step {decays[0]}. Received: {warmup_steps}")
         # PiecewiseConstantDecay keeps values[i] while step <= boundaries[i]:
@@ -94,3 +101,8 @@ def make_schedule(name, learning_rate, total_steps, warmup_steps=0):
         warmup_target=learning_rate,
         warmup_steps=rise,
     )
+
+
+def _decays_apart(name, total_steps):
+    decays = [total_steps * num // den for num, den in _DECAYS[name]]
+    return decays[0] >= 1 and sorted(set(decays)) == decays

@@ -1,0 +1,78 @@
+"""The torch fast path and the stock Keras path train to the same weights; outside its pins it steps aside."""
+
+import json
+import textwrap
+
+import pytest
+
+from tests.helpers import run_python
+
+COMPARE = textwrap.dedent(
+    """
+    import json
+    import keras, numpy as np
+    from keras_resnet_cifar.models import resnet
+    from keras_resnet_cifar.training import fast_path, optimizer, runner
+
+    x = np.random.RandomState(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+    y = np.arange(16) % 10
+    build = lambda **layout: resnet.resnet_cifar(n=1, **layout)
+    logged = []
+    fast = runner.training_model(build, logged.append)
+    fast_path.KERAS_TESTED = ((0, 0), (0, 1))  # as if Keras were a release the fast path never saw
+    stock = runner.training_model(build, logged.append)
+    stock.set_weights(fast.get_weights())
+    for model in (fast, stock):
+        model.compile(optimizer=optimizer.sgd(0.1, 0.9, 1e-4), loss=keras.losses.SparseCategoricalCrossentropy(True))
+        for _ in range(3):
+            model.train_on_batch(x, y)
+    difference = max(
+        float((np.abs(a - b) / np.maximum(np.abs(a), 1)).max()) for a, b in zip(fast.get_weights(), stock.get_weights())
+    )
+    print(json.dumps({"fast": type(fast).__name__, "stock": type(stock).__name__, "difference": difference,
+                      "logged": logged, "enabled": fast_path.enabled()}))
+    """
+)
+
+DECAY = textwrap.dedent(
+    """
+    import json
+    import keras, numpy as np
+    from keras_resnet_cifar.models import resnet
+    from keras_resnet_cifar.training import optimizer
+
+    x = np.random.RandomState(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+    y = np.arange(16) % 10
+    regularised = resnet.resnet_cifar(n=1, weight_decay=0.05)
+    plain = resnet.resnet_cifar(n=1, weight_decay=0)
+    plain.set_weights(regularised.get_weights())
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    regularised.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss=loss)
+    plain.compile(optimizer=optimizer.sgd(0.1, 0.9, 0.05), loss=loss)
+    for _ in range(3):
+        regularised.train_on_batch(x, y)
+        plain.train_on_batch(x, y)
+    difference = max(
+        float((np.abs(a - b) / np.maximum(np.abs(a), 1)).max())
+        for a, b in zip(regularised.get_weights(), plain.get_weights())
+    )
+    print(json.dumps({"difference": difference}))
+    """
+)
+
+
+def test_fast_and_stock_paths_give_the_same_weights_and_the_fallback_is_said():
+    result = json.loads(run_python(COMPARE, backend="torch").strip().splitlines()[-1])
+    assert result["fast"] == "LeanGraph" and result["stock"] == "Functional"
+    assert result["difference"] < 1e-5
+    assert result["logged"] == [
+        f"Training on the stock Keras path: Keras {result['logged'][0].split()[7]} is outside the range the fast "
+        "path was tested on (0.0 to below 0.1)"
+    ]
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_decay_in_the_update_equals_the_l2_regularisers_under(backend):
+    # tests/test_backends.py checks the same under TensorFlow.
+    result = json.loads(run_python(DECAY, backend=backend).strip().splitlines()[-1])
+    assert result["difference"] < 1e-4

@@ -1,0 +1,186 @@
+"""A run directory is never lost: damaged backups stop the run, one process at a time, resume keys."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from keras_resnet_cifar import files
+from keras_resnet_cifar.training import run_log
+from keras_resnet_cifar.training.config import TrainingError
+from tests import datagen
+from tests.test_runner import CLASSES, _cmd, _kill_at, _run
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    datagen.image_folder(root, CLASSES[:4], per_class=24)
+    return root
+
+
+@pytest.fixture(scope="module")
+def interrupted(data_dir, tmp_path_factory):
+    """A 3-epoch run killed in epoch 2: its backup holds epoch 1."""
+    model_dir = tmp_path_factory.mktemp("interrupted") / "run"
+    _kill_at(_cmd(data_dir, model_dir, "--noexport", "--backend=torch"), "step8")
+    assert json.loads((model_dir / "backup" / "state.json").read_text()) == {
+        "epoch": 1,
+        "weights": "epoch-1.weights.h5",
+    }
+    return model_dir
+
+
+def _copy(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    return copy
+
+
+def _snapshot(backup):
+    return {p.name: p.read_bytes() for p in sorted(backup.iterdir())}
+
+
+@pytest.mark.parametrize(
+    "damage,named,problem",
+    [
+        (lambda b: (b / "state.json").write_text('{"epoch": 1, "wei'), "state.json", "is not valid JSON"),
+        (lambda b: (b / "state.json").write_text('{"epoch": "1", "weights": 3}'), "state.json", 'holds {"epoch": "1"'),
+        (lambda b: (b / "epoch-1.weights.h5").unlink(), "epoch-1.weights.h5", "which"),
+        (
+            lambda b: (b / "epoch-1.weights.h5").write_bytes((b / "epoch-1.weights.h5").read_bytes()[:5000]),
+            "epoch-1.weights.h5",
+            "cannot be read",
+        ),
+    ],
+    ids=["truncated-state", "wrong-types", "weights-deleted", "truncated-weights"],
+)
+def test_a_damaged_backup_stops_the_run_and_is_kept(data_dir, interrupted, tmp_path, damage, named, problem):
+    model_dir = _copy(interrupted, tmp_path)
+    damage(model_dir / "backup")
+    before = _snapshot(model_dir / "backup")
+    config = (model_dir / "config.json").read_bytes()
+    out = _run(_cmd(data_dir, model_dir, "--noexport", "--backend=torch"))
+    assert out.returncode == 1
+    [line] = out.stderr.splitlines()
+    assert line.startswith("error: cannot resume: ") and named in line and problem in line
+    assert "Nothing was deleted" in line and "--overwrite" in line
+    assert _snapshot(model_dir / "backup") == before  # nothing rewritten, nothing removed
+    assert (model_dir / "config.json").read_bytes() == config
+    assert not (model_dir / "model.keras").exists()
+
+
+def test_the_advice_for_a_damaged_state_file_resumes_the_run(data_dir, interrupted, tmp_path):
+    model_dir = _copy(interrupted, tmp_path)
+    (model_dir / "backup" / "state.json").write_text("{")
+    cmd = _cmd(data_dir, model_dir, "--noexport", "--backend=torch")
+    line = _run(cmd).stderr.strip()
+    record = line.split("write ", 1)[1].split(" to ", 1)[0]  # the advice, followed as written
+    (model_dir / "backup" / "state.json").write_text(record)
+    out = _run(cmd)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "1 epoch(s) done, going on with epoch 2" in out.stdout
+    assert json.loads((model_dir / "metrics.json").read_text())["steps"] == 15
+
+
+def test_overwrite_starts_a_run_with_an_unreadable_backup_over(data_dir, interrupted, tmp_path):
+    model_dir = _copy(interrupted, tmp_path)
+    (model_dir / "backup" / "epoch-1.weights.h5").unlink()
+    out = _run(_cmd(data_dir, model_dir, "--noexport", "--backend=torch", "--overwrite"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Resuming" not in out.stdout
+    assert json.loads((model_dir / "metrics.json").read_text())["steps"] == 15
+
+
+def test_a_first_backup_killed_before_its_record_starts_over(data_dir, interrupted, tmp_path):
+    # The kill fell between epoch 1's weights and its state.json: epoch 1 was never recorded.
+    model_dir = _copy(interrupted, tmp_path)
+    (model_dir / "backup" / "state.json").unlink()
+    out = _run(_cmd(data_dir, model_dir, "--noexport", "--backend=torch"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Resuming" not in out.stdout
+
+
+def test_a_changed_backend_is_refused_before_anything_is_rewritten(data_dir, interrupted, tmp_path):
+    model_dir = _copy(interrupted, tmp_path)
+    config = (model_dir / "config.json").read_bytes()
+    out = _run(_cmd(data_dir, model_dir, "--noexport", "--backend=tensorflow"))
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == [
+        f"error: {model_dir} holds an unfinished run with backend='torch', not 'tensorflow'; re-run it with "
+        "the same flags or choose another --model_dir"
+    ]
+    assert (model_dir / "config.json").read_bytes() == config
+
+
+def test_a_run_directory_is_held_by_one_process_and_freed_by_a_kill(data_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    cmd = _cmd(data_dir, model_dir, "--noexport", "--backend=torch")
+    first = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ, **{files.PAUSE_ENV: "step3"}),
+    )
+    try:
+        deadline = time.time() + 300
+        for line in first.stdout:
+            if line.strip() == "paused at step3":
+                break
+            assert time.time() < deadline
+        before = {name: (model_dir / name).read_bytes() for name in ("config.json", "metrics.csv", "labels.txt")}
+        second = _run(cmd)
+        assert second.returncode == 1
+        assert second.stderr.splitlines() == [
+            f"error: --model_dir {model_dir} is in use by process {first.pid} on {os.uname().nodename}: "
+            "wait until that run ends, or choose another --model_dir"
+        ]
+        assert {name: (model_dir / name).read_bytes() for name in before} == before  # the second wrote nothing
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    out = _run(cmd)  # the killed holder's lock is gone with it
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert [int(r["epoch"]) for r in run_log.read_csv(model_dir / "metrics.csv")] == [0, 1, 2]
+
+
+def test_a_damaged_metrics_csv_is_named(tmp_path):
+    path = tmp_path / "metrics.csv"
+    header = "epoch,accuracy,images_per_sec,loss\n"
+    path.write_text(header + "0,0.5,100.0,1.2\n" + header + "1,0.6,101.0,1.1\n")
+    with pytest.raises(TrainingError, match=rf"{path} is damaged at line 3 .*move it aside"):
+        run_log.read_csv(path)
+    path.write_text(header + "0,0.5,100.0,1.2\n1,0.6\n")
+    with pytest.raises(TrainingError, match="damaged at line 3"):
+        run_log.read_csv(path)
+    path.write_text(header + "0,0.5,100.0,1.2\n")
+    assert run_log.read_csv(path) == [{"epoch": "0", "accuracy": "0.5", "images_per_sec": "100.0", "loss": "1.2"}]
+
+
+def test_sigterm_says_how_to_resume_like_ctrl_c(data_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    cmd = _cmd(data_dir, model_dir, "--noexport", "--backend=torch")
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, **{files.PAUSE_ENV: "step8"}),
+    )
+    for line in proc.stdout:
+        if line.strip() == "paused at step8":
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143
+    assert stderr.splitlines() == [
+        "terminated (SIGTERM): re-run the same command to resume from the last completed epoch"
+    ]
+    out = _run(cmd)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "1 epoch(s) done, going on with epoch 2" in out.stdout
