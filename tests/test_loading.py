@@ -64,4 +64,7 @@ def test_evaluate_refuses_a_zero_batch_size():
         text=True,
         timeout=300,
     )
-    assert out.returncode == 1 and "flag --batch_size=0: 0 is not a positive integer" in out.stderr
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "error: flag --batch_size=0: 0 is not a positive integer (--help lists the flags)"
+    ]

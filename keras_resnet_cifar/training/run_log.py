@@ -25,7 +25,7 @@ def read_csv(path):
             bad = None in row or any(v is None for v in row.values())
             int(row["epoch"])
             for value in row.values():
-                if value not in ("", None):
+                if value not in ("", "NA", None):  # CSVLogger writes NA for a metric an epoch lacks
                     float(value)
         except (KeyError, TypeError, ValueError):
             bad = True
