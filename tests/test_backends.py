@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from keras_resnet_cifar.models import resnet, stats
-from keras_resnet_cifar.training import machine, optimizer, torch_layers
+from keras_resnet_cifar.training import machine, torch_layers
 from tests import datagen
 from tests.helpers import REPO, run_python
 from tests.test_runner import CLASSES, _kill_at
@@ -65,28 +65,6 @@ def test_a_channels_first_model_has_the_same_weights_and_shapes(shortcut):
         assert first.get_layer("conv3_block1_0_pad").output.shape == (None, 32, 16, 16)
     with pytest.raises(ValueError, match="data_format must be 'channels_last' or 'channels_first'"):
         resnet.resnet_cifar(20, data_format="NCHW")
-
-
-def test_decay_in_the_update_equals_the_l2_regularisers():
-    """``optimizer.sgd`` on a model without regularisers takes the steps the regularised model takes."""
-    x = np.random.RandomState(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
-    y = np.arange(16) % 10
-    regularised = resnet.resnet_cifar(n=1, weight_decay=0.05)
-    plain = resnet.resnet_cifar(n=1, weight_decay=0)
-    plain.set_weights(regularised.get_weights())
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    regularised.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss=loss)
-    plain.compile(optimizer=optimizer.sgd(0.1, 0.9, 0.05), loss=loss)
-    for _ in range(3):
-        regularised.train_on_batch(x, y)
-        plain.train_on_batch(x, y)
-    changed = 0
-    for a, b, start in zip(regularised.get_weights(), plain.get_weights(), resnet.resnet_cifar(n=1).get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-        changed += not np.allclose(a, start)
-    assert changed > 10
-    # Without decay it is Keras's own SGD.
-    assert type(optimizer.sgd(0.1, 0.9, 0)) is type(keras.optimizers.SGD(0.1))
 
 
 TORCH_SCRIPT = textwrap.dedent(

@@ -5,15 +5,13 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 
 import pytest
 
-from keras_resnet_cifar import files
 from keras_resnet_cifar.training import run_log
 from keras_resnet_cifar.training.config import TrainingError
 from tests import datagen
-from tests.test_runner import CLASSES, _cmd, _kill_at, _run
+from tests.test_runner import CLASSES, _cmd, _kill_at, _paused, _run
 
 
 @pytest.fixture(scope="module")
@@ -120,19 +118,8 @@ def test_a_changed_backend_is_refused_before_anything_is_rewritten(data_dir, int
 def test_a_run_directory_is_held_by_one_process_and_freed_by_a_kill(data_dir, tmp_path):
     model_dir = tmp_path / "run"
     cmd = _cmd(data_dir, model_dir, "--noexport", "--backend=torch")
-    first = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=dict(os.environ, **{files.PAUSE_ENV: "step3"}),
-    )
+    first = _paused(cmd, "step3")
     try:
-        deadline = time.time() + 300
-        for line in first.stdout:
-            if line.strip() == "paused at step3":
-                break
-            assert time.time() < deadline
         before = {name: (model_dir / name).read_bytes() for name in ("config.json", "metrics.csv", "labels.txt")}
         second = _run(cmd)
         assert second.returncode == 1
@@ -165,16 +152,7 @@ def test_a_damaged_metrics_csv_is_named(tmp_path):
 def test_sigterm_says_how_to_resume_like_ctrl_c(data_dir, tmp_path):
     model_dir = tmp_path / "run"
     cmd = _cmd(data_dir, model_dir, "--noexport", "--backend=torch")
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, **{files.PAUSE_ENV: "step8"}),
-    )
-    for line in proc.stdout:
-        if line.strip() == "paused at step8":
-            break
+    proc = _paused(cmd, "step8", stderr=subprocess.PIPE)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143

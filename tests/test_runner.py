@@ -47,22 +47,26 @@ def _run(cmd, **env):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, **env))
 
 
-def _kill_at(cmd, point):
-    """Starts ``cmd``, waits until it stops at the named pause point, then kills it with SIGKILL."""
+def _paused(cmd, point, stderr=subprocess.DEVNULL):
+    """Starts ``cmd`` and returns it once it stands at the pause point ``point``."""
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         text=True,
         env=dict(os.environ, **{files.PAUSE_ENV: point}),
     )
     deadline = time.time() + 300
     for line in proc.stdout:
         if line.strip() == f"paused at {point}":
-            break
+            return proc
         assert time.time() < deadline, f"never reached {point}"
-    else:
-        raise AssertionError(f"{cmd} ended (rc {proc.wait()}) before {point}")
+    raise AssertionError(f"{cmd} ended (rc {proc.wait()}) before {point}")
+
+
+def _kill_at(cmd, point):
+    """Starts ``cmd``, waits until it stops at the named pause point, then kills it with SIGKILL."""
+    proc = _paused(cmd, point)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
 
