@@ -34,3 +34,11 @@ def test_ratios_to_the_peers_best():
     assert cases.ratio_to_best(300, []) is None
     assert cases.latency_ratio_to_best(4.0, [2.0, 3.0]) == 0.5  # the peer is twice as fast
     assert cases.latency_ratio_to_best(4.0, []) is None
+
+
+def test_medians_of_the_peers_cases_keep_their_fields():
+    rows = cases.with_medians([{"setting": "a"}, {"setting": "b"}], [[1, 10], [3, 30], [2, 20]])
+    assert rows == [
+        {"setting": "a", "images_per_sec": 2, "images_per_sec_rounds": [1, 3, 2]},
+        {"setting": "b", "images_per_sec": 20, "images_per_sec_rounds": [10, 30, 20]},
+    ]

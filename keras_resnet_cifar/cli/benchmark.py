@@ -12,7 +12,6 @@ JSON with the machine description.
 """
 
 import json
-import statistics
 
 from absl import flags
 
@@ -151,10 +150,7 @@ def main(argv):
             mark = "  <- tools/train.py default" if row["default"] else ""
             print(f"{case.label():<70} {rate:>8,.0f} {row['ratio']:>6.2f}{_spread(measured)}{mark}", flush=True)
         if peer_cases:
-            result["peer"]["train"] = [
-                {**case, "images_per_sec": statistics.median(measured), "images_per_sec_rounds": list(measured)}
-                for case, measured in zip(peer_cases, zip(*peer_rounds))
-            ]
+            result["peer"]["train"] = study_cases.with_medians(peer_cases, peer_rounds)
 
     for arch in imagenet_archs:
         baseline = None

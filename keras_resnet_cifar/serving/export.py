@@ -23,7 +23,6 @@ The graph always computes in float32, even for a mixed-precision model.
 """
 
 import copy
-import errno
 import json
 import os
 import shutil
@@ -220,8 +219,7 @@ def export_saved_model(
         raise ExportError(f"cannot write {final}: {e.strerror or e}") from None
     except tf.errors.OpError as e:  # TensorFlow's own writers: SaveV2, TFRecordWriter (a full disk, for one)
         _clean_up(tmp, model_base, created_base)
-        reason = os.strerror(errno.ENOSPC) if os.strerror(errno.ENOSPC) in str(e) else files.error_text(e)
-        raise ExportError(f"cannot write {final}: {reason}") from None
+        raise ExportError(f"cannot write {final}: {files.failure_reason(e)}") from None
     except Exception:
         _clean_up(tmp, model_base, created_base)
         raise

@@ -55,20 +55,26 @@ def summarize(cases, rounds, default):
         ``images_per_sec_rounds``, ``ratio`` (to the first case of the same
         depth, shortcut, batch size and data) and ``default``.
     """
-    rows, baselines = [], {}
-    for case, measured in zip(cases, zip(*rounds)):
-        rate = statistics.median(measured)
+    rows, baselines = with_medians([vars(case) for case in cases], rounds), {}
+    for case, row in zip(cases, rows):
+        rate = row["images_per_sec"]
         baseline = baselines.setdefault((case.depth, case.shortcut, case.batch_size, case.data), rate)
-        rows.append(
-            {
-                **vars(case),
-                "images_per_sec": rate,
-                "images_per_sec_rounds": list(measured),
-                "ratio": rate / baseline,
-                "default": (case.backend, case.precision, case.xla, case.data) == tuple(default),
-            }
-        )
+        row["ratio"] = rate / baseline
+        row["default"] = (case.backend, case.precision, case.xla, case.data) == tuple(default)
     return rows
+
+
+def with_medians(items, rounds):
+    """Each item (a dict) with ``images_per_sec``, the median of its rounds, and ``images_per_sec_rounds``.
+
+    Args:
+        items: one dict per timed case.
+        rounds: one list of images/s per round, each in ``items`` order.
+    """
+    return [
+        {**item, "images_per_sec": statistics.median(measured), "images_per_sec_rounds": list(measured)}
+        for item, measured in zip(items, zip(*rounds))
+    ]
 
 
 def ratio_to_best(rate, peer_rates):

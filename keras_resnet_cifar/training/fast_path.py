@@ -6,7 +6,7 @@ moving statistics and a strided-slice subsample; ``lean_graph``: each layer's
 decay as one ``torch._foreach_add``) reaches into Keras and torch internals.
 A release that renames one of them must not break training, so the fast
 path runs only where it was tested, and everywhere else training takes the
-stock Keras path, saying so in one log line. ``tests/test_backends.py``
+stock Keras path, saying so in one log line. ``tests/test_fast_path.py``
 runs both and checks they give the same weights.
 """
 
