@@ -17,7 +17,6 @@ setup(
         "console_scripts": [
             "krc-train = keras_resnet_cifar.cli.train:run",
             "krc-train-imagenet = keras_resnet_cifar.cli.train_imagenet:run",
-            "krc-train-arrays = keras_resnet_cifar.cli.train_arrays:run",
             "krc-evaluate = keras_resnet_cifar.cli.evaluate:run",
             "krc-predict = keras_resnet_cifar.cli.predict:run",
             "krc-export = keras_resnet_cifar.cli.export:run",
@@ -58,7 +57,7 @@ setup(
         # matplotlib: the diagram and plain-vs-residual plot tests.
         # setuptools: the wheel test builds without network (bdist_wheel is
         # built in from 70.1).
-        "test": ["pytest", "jax", "torch==2.13.0", "matplotlib", "setuptools>=70.1", "ruff"],
+        "test": ["pytest", "jax", "pillow", "torch==2.13.0", "matplotlib", "setuptools>=70.1", "ruff"],
         # Diagrams and the plain-vs-residual study (tools/make_docs.py, krc-compare).
         "study": ["matplotlib"],
         # torch: training under Keras's torch backend, which krc-train picks
@@ -69,8 +68,9 @@ setup(
         # GB). A CPU-only machine installs the CPU build first from PyTorch's
         # CPU index (README, Install), which this pin then accepts.
         "torch": ["torch==2.13.0"],
-        # jax: tools/train.py --backend=jax, and tools/train_arrays.py.
-        "jax": ["jax"],
+        # jax: tools/train.py --backend=jax (one or several processes); pillow
+        # decodes image folders where TensorFlow is not installed.
+        "jax": ["jax", "pillow"],
         "gpu": ["tensorflow[and-cuda]>=2.21"],
     },
 )

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from keras_resnet_cifar.study import benchmark
-from keras_resnet_cifar.training import device, machine
+from keras_resnet_cifar.training import machine
 from tests.helpers import REPO
 
 
@@ -126,18 +126,18 @@ def test_latency_percentiles_are_ordered():
 
 def test_xla_default_is_on_only_for_emulated_bfloat16(monkeypatch):
     monkeypatch.setattr(machine, "cpu_has_amx", lambda: False)
-    assert device.resolve_xla(None, "float32", deterministic=False, replicas=1) is False
-    assert device.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=1) is True
-    assert device.resolve_xla(None, "mixed_bfloat16", deterministic=True, replicas=1) is False
-    assert device.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=2) is False
-    assert device.resolve_xla(True, "float32", deterministic=False, replicas=1) is True
+    assert machine.resolve_xla(None, "float32", deterministic=False, replicas=1) is False
+    assert machine.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=1) is True
+    assert machine.resolve_xla(None, "mixed_bfloat16", deterministic=True, replicas=1) is False
+    assert machine.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=2) is False
+    assert machine.resolve_xla(True, "float32", deterministic=False, replicas=1) is True
     monkeypatch.setattr(machine, "cpu_has_amx", lambda: True)
-    assert device.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=1) is False
+    assert machine.resolve_xla(None, "mixed_bfloat16", deterministic=False, replicas=1) is False
 
 
 def test_auto_precision_follows_amx(monkeypatch):
     monkeypatch.setattr(machine, "cpu_has_amx", lambda: True)
-    assert device.resolve_precision("auto") == "mixed_bfloat16"
+    assert machine.resolve_precision("auto") == "mixed_bfloat16"
     monkeypatch.setattr(machine, "cpu_has_amx", lambda: False)
-    assert device.resolve_precision("auto") == "float32"
-    assert device.resolve_precision("mixed_float16") == "mixed_float16"
+    assert machine.resolve_precision("auto") == "float32"
+    assert machine.resolve_precision("mixed_float16") == "mixed_float16"

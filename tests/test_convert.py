@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from keras_resnet_cifar.data import input_pipeline
+from keras_resnet_cifar.data import sources
 from keras_resnet_cifar.models import convert, stats
 from tests import datagen
 from tests.helpers import REPO
@@ -202,7 +202,7 @@ def test_tool_converts_and_reports_errors(tmp_path):
 
 def _cifar_sample(per_class):
     files, labels = [], []
-    for label, name in enumerate(input_pipeline.CIFAR10_CLASSES):
+    for label, name in enumerate(sources.CIFAR10_CLASSES):
         found = sorted(glob.glob(str(IMAGES / name / "*.jpg")))[:per_class]
         files += found
         labels += [label] * len(found)
@@ -231,7 +231,7 @@ def test_published_checkpoints_match_pytorch(depth, params):
 
 def test_verify_compares_with_the_reference_forward_on_an_image_folder(tmp_path):
     state = convert.read_checkpoint(_save(tmp_path, _random_reference(1)))
-    datagen.image_folder(str(tmp_path / "images"), list(input_pipeline.CIFAR10_CLASSES), per_class=3)
+    datagen.image_folder(str(tmp_path / "images"), list(sources.CIFAR10_CLASSES), per_class=3)
     parity = convert.verify(convert.convert_state_dict(state), state, str(tmp_path / "images"), per_class=2)
     assert parity["images"] == 20 and parity["agreement"] == 1.0 and parity["disagreements"] == 0
     assert parity["max_logit_diff"] < 1e-4

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import keras_resnet_cifar as krc
-from keras_resnet_cifar.data.input_pipeline import CIFAR10_CLASSES
+from keras_resnet_cifar.models.presets import CIFAR10_CLASSES
 from keras_resnet_cifar.serving import export
 from tests.helpers import REPO
 

@@ -7,15 +7,16 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from keras_resnet_cifar.data import arrays, sources
 from keras_resnet_cifar.data import input_pipeline as ip
 from tests import datagen
 
-CIFAR10 = list(ip.CIFAR10_CLASSES)
+CIFAR10 = list(sources.CIFAR10_CLASSES)
 
 
 def test_image_folder_sorted_classes_and_exact_pixels(tmp_path):
     x, y = datagen.image_folder(tmp_path, ["zebra", "apple", "mango"], per_class=3)
-    data = ip.load_dataset("cifar10", str(tmp_path))
+    data = sources.load_dataset("cifar10", str(tmp_path))
     assert data.class_names == ["apple", "mango", "zebra"]
     assert data.train_images.dtype == np.uint8 and data.train_images.shape == (9, 32, 32, 3)
     assert data.test_images is None
@@ -30,7 +31,7 @@ def test_image_folder_sorted_classes_and_exact_pixels(tmp_path):
 def test_image_folder_cifar10_names_keep_cifar_order(tmp_path):
     datagen.image_folder(tmp_path, CIFAR10[::-1], per_class=1, ext="jpg")
     datagen.image_folder(tmp_path, CIFAR10, per_class=1, split="test")
-    data = ip.load_image_folder(str(tmp_path))
+    data = sources.load_image_folder(str(tmp_path))
     assert data.class_names == CIFAR10
     assert len(data.test_images) == 10
 
@@ -39,37 +40,37 @@ def test_image_folder_errors(tmp_path):
     datagen.image_folder(tmp_path, ["a", "b"], per_class=2)
     bad = tmp_path / "train" / "b" / "broken.png"
     bad.write_bytes(b"not an image")
-    with pytest.raises(ip.DataError, match="cannot decode image .*broken.png") as error:
-        ip.load_dataset("cifar10", str(tmp_path))
+    with pytest.raises(sources.DataError, match="cannot decode image .*broken.png") as error:
+        sources.load_dataset("cifar10", str(tmp_path))
     # The file and the reason, without TensorFlow's graph internals.
     assert "{{" not in str(error.value) and "[Op:" not in str(error.value)
     assert str(error.value).startswith(f"cannot decode image {bad}: Unknown image file format. One of JPEG")
     assert str(error.value).endswith("required.")
     bad.unlink()
     tf.io.write_file(str(tmp_path / "train" / "a" / "big.png"), tf.io.encode_png(np.zeros((28, 28, 3), np.uint8)))
-    with pytest.raises(ip.DataError, match="big.png is 28x28, expected 32x32"):
-        ip.load_dataset("cifar10", str(tmp_path))
+    with pytest.raises(sources.DataError, match="big.png is 28x28, expected 32x32"):
+        sources.load_dataset("cifar10", str(tmp_path))
     (tmp_path / "train" / "a" / "big.png").unlink()
     os.makedirs(tmp_path / "train" / "empty")
-    with pytest.raises(ip.DataError, match="class folder .*empty holds no"):
-        ip.load_dataset("cifar10", str(tmp_path))
+    with pytest.raises(sources.DataError, match="class folder .*empty holds no"):
+        sources.load_dataset("cifar10", str(tmp_path))
     os.rmdir(tmp_path / "train" / "empty")
     datagen.image_folder(tmp_path, ["a", "c"], per_class=1, split="test")
-    with pytest.raises(ip.DataError, match=r"only in train \['b'\], only in test \['c'\]"):
-        ip.load_dataset("cifar10", str(tmp_path))
+    with pytest.raises(sources.DataError, match=r"only in train \['b'\], only in test \['c'\]"):
+        sources.load_dataset("cifar10", str(tmp_path))
 
 
 def test_unknown_layout_and_missing_dir(tmp_path):
-    with pytest.raises(ip.DataError, match="does not exist"):
-        ip.load_dataset("cifar10", str(tmp_path / "nope"))
-    with pytest.raises(ip.DataError, match="holds no known layout"):
-        ip.load_dataset("cifar10", str(tmp_path))
+    with pytest.raises(sources.DataError, match="does not exist"):
+        sources.load_dataset("cifar10", str(tmp_path / "nope"))
+    with pytest.raises(sources.DataError, match="holds no known layout"):
+        sources.load_dataset("cifar10", str(tmp_path))
 
 
 def test_cifar10_batches(tmp_path):
     path, (train_x, train_y, test_x, test_y) = datagen.cifar10_batches(tmp_path)
     for data_dir in (path, str(tmp_path)):  # the directory itself or its parent
-        data = ip.load_dataset("cifar10", data_dir)
+        data = sources.load_dataset("cifar10", data_dir)
         np.testing.assert_array_equal(data.train_images, train_x)
         np.testing.assert_array_equal(data.train_labels, train_y)
         np.testing.assert_array_equal(data.test_images, test_x)
@@ -79,7 +80,7 @@ def test_cifar10_batches(tmp_path):
 
 def test_cifar100_batches(tmp_path):
     path, (train_x, train_y, _, test_y) = datagen.cifar100_batches(tmp_path)
-    data = ip.load_dataset("cifar100", str(tmp_path))
+    data = sources.load_dataset("cifar100", str(tmp_path))
     assert data.num_classes == 100 and data.class_names[7] == "c7"
     np.testing.assert_array_equal(data.train_images, train_x)
     np.testing.assert_array_equal(data.test_labels, test_y)
@@ -92,31 +93,33 @@ def test_truncated_batch_file(tmp_path):
         head = f.read(100)
     with open(target, "wb") as f:
         f.write(head)
-    with pytest.raises(ip.DataError, match="cannot read CIFAR batch file .*data_batch_3"):
-        ip.load_dataset("cifar10", path)
+    with pytest.raises(sources.DataError, match="cannot read CIFAR batch file .*data_batch_3"):
+        sources.load_dataset("cifar10", path)
     os.remove(target)
-    with pytest.raises(ip.DataError, match="missing CIFAR batch file .*data_batch_3"):
-        ip.load_dataset("cifar10", path)
+    with pytest.raises(sources.DataError, match="missing CIFAR batch file .*data_batch_3"):
+        sources.load_dataset("cifar10", path)
 
 
 def test_tfds_mock_data():
     with tfds.testing.mock_data(num_examples=12):
-        data = ip.load_tfds("cifar10", None, download=False)
+        data = sources.load_tfds("cifar10", None, download=False)
     assert data.train_images.shape == (12, 32, 32, 3) and data.train_images.dtype == np.uint8
     assert data.num_classes == 10 and len(data.test_labels) == 12
 
 
 def test_tfds_directory_without_data_names_offline_sources(tmp_path):
     os.makedirs(tmp_path / "cifar10")
-    with pytest.raises(ip.DataError, match="could not load cifar10 .*Offline, use --data_dir with an image folder"):
-        ip.load_dataset("cifar10", str(tmp_path))
+    with pytest.raises(
+        sources.DataError, match="could not load cifar10 .*Offline, use --data_dir with an image folder"
+    ):
+        sources.load_dataset("cifar10", str(tmp_path))
 
 
 def test_no_network_fails_at_once_naming_offline_sources(monkeypatch):
-    monkeypatch.setattr(ip, "_reachable", lambda *a, **k: False)
-    monkeypatch.setattr(ip, "_keras_cache_dir", lambda dataset: None)
-    with pytest.raises(ip.DataError, match="cannot download cifar100: .* unreachable .*Offline, use --data_dir"):
-        ip.load_dataset("cifar100", None)
+    monkeypatch.setattr(sources, "_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(sources, "_keras_cache_dir", lambda dataset: None)
+    with pytest.raises(sources.DataError, match="cannot download cifar100: .* unreachable .*Offline, use --data_dir"):
+        sources.load_dataset("cifar100", None)
 
 
 def test_keras_cache_is_used_when_present(tmp_path, monkeypatch):
@@ -124,19 +127,19 @@ def test_keras_cache_is_used_when_present(tmp_path, monkeypatch):
     monkeypatch.setattr(os.path, "expanduser", lambda p: p.replace("~", str(tmp_path / "home")))
     os.makedirs(tmp_path / "home" / ".keras" / "datasets")
     os.rename(path, tmp_path / "home" / ".keras" / "datasets" / "cifar-10-batches-py")
-    data = ip.load_dataset("cifar10", None)
+    data = sources.load_dataset("cifar10", None)
     assert "CIFAR batches" in data.source and ".keras/datasets" in data.source
     np.testing.assert_array_equal(data.train_images, train_x)
 
 
 def test_stratified_seeded_split():
     x, y = datagen.images(1000)
-    tx, ty, vx, vy = ip.split_train_validation(x, y, 0.1, seed=3)
+    tx, ty, vx, vy = arrays.split_train_validation(x, y, 0.1, seed=3)
     assert len(vx) == 100 and len(tx) == 900
     assert np.bincount(vy).tolist() == [10] * 10
-    again = ip.split_train_validation(x, y, 0.1, seed=3)
+    again = arrays.split_train_validation(x, y, 0.1, seed=3)
     np.testing.assert_array_equal(again[2], vx)
-    other = ip.split_train_validation(x, y, 0.1, seed=4)
+    other = arrays.split_train_validation(x, y, 0.1, seed=4)
     assert not np.array_equal(other[2], vx)
 
     # Disjoint and complete: every image is in exactly one split.
@@ -144,7 +147,7 @@ def test_stratified_seeded_split():
         return {bytes(r) for r in a.reshape(len(a), -1)}
 
     assert flat(tx).isdisjoint(flat(vx)) and len(flat(tx) | flat(vx)) == 1000
-    assert ip.split_train_validation(x, y, 0, seed=0)[2] is None
+    assert arrays.split_train_validation(x, y, 0, seed=0)[2] is None
 
 
 def _locate(crop, image):

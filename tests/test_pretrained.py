@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import keras_resnet_cifar as krc
-from keras_resnet_cifar.data import input_pipeline
+from keras_resnet_cifar.data import sources
 from keras_resnet_cifar.models import convert, pretrained
 from keras_resnet_cifar.serving import loading
 from keras_resnet_cifar.training import train
@@ -27,8 +27,8 @@ CONSTRUCTORS = {"resnet20": krc.ResNet20, "resnet32": krc.ResNet32, "resnet44": 
 @pytest.fixture(scope="module")
 def images():
     """100 CIFAR-10 JPEG images, the first 10 of each class."""
-    paths = [p for name in input_pipeline.CIFAR10_CLASSES for p in input_pipeline.list_images(str(IMAGES / name))[:10]]
-    return input_pipeline.decode_files(paths).astype("float32")
+    paths = [p for name in sources.CIFAR10_CLASSES for p in sources.list_images(str(IMAGES / name))[:10]]
+    return sources.decode_files(paths).astype("float32")
 
 
 @pytest.mark.parametrize("entry", list(pretrained.PRETRAINED.values()), ids=lambda e: e.model)
@@ -130,7 +130,7 @@ def test_model_specs():
     ):
         loading.parse_spec("resnet110:cifar10")
     loaded = loading.load("resnet20:cifar10")
-    assert loaded.class_names == list(input_pipeline.CIFAR10_CLASSES) and loaded.card["dataset"] == "cifar10"
+    assert loaded.class_names == list(sources.CIFAR10_CLASSES) and loaded.card["dataset"] == "cifar10"
 
 
 def _tool(name, *args):
@@ -140,21 +140,21 @@ def _tool(name, *args):
 
 
 def test_tools_take_a_pretrained_name(tmp_path):
-    cat = input_pipeline.list_images(str(IMAGES / "cat"))[1]
+    cat = sources.list_images(str(IMAGES / "cat"))[1]
     out = _tool("predict.py", "--model=resnet20:cifar10", "--top_k=2", "--json", cat)
     assert out.returncode == 0, out.stderr
     top = json.loads(out.stdout)[0]["top_k"]
     model = krc.ResNet20(weights="cifar10")
     probs = keras.ops.convert_to_numpy(
-        keras.ops.softmax(model.predict(input_pipeline.decode_files([cat]).astype("float32"), verbose=0))
+        keras.ops.softmax(model.predict(sources.decode_files([cat]).astype("float32"), verbose=0))
     )[0]
-    assert top[0]["class"] == input_pipeline.CIFAR10_CLASSES[int(probs.argmax())]
+    assert top[0]["class"] == sources.CIFAR10_CLASSES[int(probs.argmax())]
     assert top[0]["probability"] == pytest.approx(float(probs.max()), abs=1e-5)
 
     out = _tool("export.py", "--model=resnet20:cifar10", f"--export_base={tmp_path / 'serve'}", "--nowarmup")
     assert out.returncode == 0, out.stderr
     version = tmp_path / "serve" / "resnet20" / "1"
-    assert (version / "assets" / "labels.txt").read_text().split() == list(input_pipeline.CIFAR10_CLASSES)
+    assert (version / "assets" / "labels.txt").read_text().split() == list(sources.CIFAR10_CLASSES)
     card = json.loads((version / "assets.extra" / "model_card.json").read_text())
     assert card["dataset"] == "cifar10" and "akamaster" in card["source"]
 

@@ -86,9 +86,9 @@ def test_saved_model_reloads_float32_and_matches_metrics(folder_run):
     model_dir, data_dir, metrics, _ = folder_run
     model = keras.models.load_model(model_dir / "model.keras")
     assert model.output.dtype == "float32" and getattr(model, "optimizer", None) is None
-    from keras_resnet_cifar.data import input_pipeline
+    from keras_resnet_cifar.data import sources
 
-    data = input_pipeline.load_dataset("cifar10", str(data_dir))
+    data = sources.load_dataset("cifar10", str(data_dir))
     predicted = np.argmax(model.predict(data.test_images.astype("float32"), verbose=0), axis=1)
     assert np.mean(predicted == data.test_labels) == pytest.approx(metrics["test_accuracy"], abs=1e-6)
 
@@ -148,11 +148,11 @@ def test_steps_per_epoch_sets_the_evaluation_interval(tmp_path):
 
 
 def test_tfds_mock_run(tmp_path, monkeypatch):
-    from keras_resnet_cifar.data import input_pipeline
+    from keras_resnet_cifar.data import sources
 
     # mock_data stands in for the download; skip the network pre-check.
-    monkeypatch.setattr(input_pipeline, "_reachable", lambda *a, **k: True)
-    monkeypatch.setattr(input_pipeline, "_keras_cache_dir", lambda dataset: None)
+    monkeypatch.setattr(sources, "_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(sources, "_keras_cache_dir", lambda dataset: None)
     with tfds.testing.mock_data(num_examples=64):
         metrics = train.train_and_evaluate(_config(tmp_path, None, epochs=2), log=lambda line: None)
     config = json.loads((tmp_path / "run" / "config.json").read_text())

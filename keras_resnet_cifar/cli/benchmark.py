@@ -112,16 +112,15 @@ def main(argv):
         backends = ["tensorflow", machine.resolve_backend("auto")]
     backends = list(dict.fromkeys(backends))
     machine.select_backend("tensorflow")  # this process: pipeline, inference, SavedModel
-    from keras_resnet_cifar.data import input_pipeline
+    from keras_resnet_cifar.data import sources
     from keras_resnet_cifar.study import benchmark
     from keras_resnet_cifar.study import cases as study_cases
-    from keras_resnet_cifar.training import device
 
     result = {"machine": benchmark.describe_machine(), "train": [], "inference": {}}
     peer_cases = _peer_setup(result, depths) if FLAGS.peer == "torch" else []
     images = None
     if FLAGS.data_dir:
-        images = input_pipeline.load_dataset("cifar10", FLAGS.data_dir).train_images
+        images = sources.load_dataset("cifar10", FLAGS.data_dir).train_images
     print("Machine: " + ", ".join(f"{k} {v}" for k, v in result["machine"].items()), flush=True)
     result["pipeline_images_per_sec"] = benchmark.pipeline_images_per_sec(images)
     print(f"Input pipeline alone (batch 128, augmentation): {result['pipeline_images_per_sec']:,.0f} img/s", flush=True)
@@ -129,8 +128,8 @@ def main(argv):
     if FLAGS.train:
         # tools/train.py's defaults on this machine, which the row marked "default" times.
         default_backend = machine.resolve_backend("auto")
-        default_precision = device.resolve_precision("auto")
-        default_xla = device.resolve_xla(None, default_precision, False, 1, default_backend)
+        default_precision = machine.resolve_precision("auto")
+        default_xla = machine.resolve_xla(None, default_precision, False, 1, default_backend)
         cases = study_cases.train_cases(depths, shortcuts, batch_sizes, data, backends, precisions, xla)
         print(f"\nTiming {len(cases)} training case(s) under {', '.join(backends)} ...", flush=True)
         our_rounds, peer_rounds = [], []

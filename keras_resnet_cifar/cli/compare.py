@@ -55,7 +55,7 @@ def _depths():
 def main(argv):
     app.reject_extra_args(argv)
     depths = _depths()
-    from keras_resnet_cifar.data import input_pipeline
+    from keras_resnet_cifar.data import arrays, sources
     from keras_resnet_cifar.study import compare, plotting
 
     preset = dict(compare.PRESETS[FLAGS.preset])
@@ -77,8 +77,8 @@ def main(argv):
     print(compare.summary(curves))
     print("Wrote " + ", ".join(compare.plot_curves(curves, os.path.join(FLAGS.out, "plain_vs_residual"))))
 
-    data = input_pipeline.load_dataset(FLAGS.dataset, FLAGS.data_dir)
-    _, _, val_x, _ = input_pipeline.split_train_validation(data.train_images, data.train_labels, 0.1, FLAGS.seed)
+    data = sources.load_dataset(FLAGS.dataset, FLAGS.data_dir)
+    _, _, val_x, _ = arrays.split_train_validation(data.train_images, data.train_labels, 0.1, FLAGS.seed)
     stds = compare.responses_for(dirs, val_x[: FLAGS.response_images])
     print("Wrote " + ", ".join(compare.plot_responses(stds, os.path.join(FLAGS.out, "layer_responses"))))
     return 0

@@ -40,7 +40,7 @@ def main(argv):
     if not FLAGS.output.endswith(".keras"):
         raise app.UsageError(f"--output must end in .keras, got {FLAGS.output}")
     from keras_resnet_cifar import files
-    from keras_resnet_cifar.data import input_pipeline
+    from keras_resnet_cifar.data import sources
     from keras_resnet_cifar.models import convert, stats
 
     state = convert.read_checkpoint(FLAGS.checkpoint)
@@ -51,7 +51,7 @@ def main(argv):
     )
     files.save_model(model, FLAGS.output)
     labels = os.path.join(os.path.dirname(os.path.abspath(FLAGS.output)), "labels.txt")
-    files.write_text(labels, "\n".join(input_pipeline.CIFAR10_CLASSES) + "\n")
+    files.write_text(labels, "\n".join(sources.CIFAR10_CLASSES) + "\n")
     print(f"wrote {FLAGS.output} and {labels}")
     if FLAGS.export_base:
         from keras_resnet_cifar.serving import export
@@ -61,9 +61,7 @@ def main(argv):
             "source": f"converted from {os.path.basename(FLAGS.checkpoint)} "
             "(akamaster/pytorch_resnet_cifar10, BSD 2-Clause)",
         }
-        path = export.export_saved_model(
-            model, FLAGS.export_base, class_names=input_pipeline.CIFAR10_CLASSES, card=card
-        )
+        path = export.export_saved_model(model, FLAGS.export_base, class_names=sources.CIFAR10_CLASSES, card=card)
         print(f"exported {path}")
     if FLAGS.verify_dir:
         parity = convert.verify(model, state, FLAGS.verify_dir, FLAGS.verify_per_class)

@@ -46,7 +46,7 @@ def main(argv):
     if not FLAGS.model:
         raise app.UsageError("--model is required (a .keras file or a name such as resnet20:cifar10)")
     from keras_resnet_cifar import files
-    from keras_resnet_cifar.data import input_pipeline
+    from keras_resnet_cifar.data import sources
     from keras_resnet_cifar.serving import evaluate, loading
 
     if loading.parse_spec(FLAGS.model) is None and not os.path.isfile(FLAGS.model):
@@ -58,7 +58,7 @@ def main(argv):
     )
     seed = FLAGS.seed if FLAGS.seed is not None else saved.get("seed", 0)
 
-    data = input_pipeline.load_dataset(FLAGS.dataset, FLAGS.data_dir)
+    data = sources.load_dataset(FLAGS.dataset, FLAGS.data_dir)
     print(data.describe())
     images, labels = evaluate.split_images(data, FLAGS.split, validation_split, seed)
     names = evaluate.match_classes(

@@ -38,7 +38,7 @@ def main(argv):
         raise app.UsageError("--export_base is required")
     path = FLAGS.model or os.path.join(FLAGS.model_dir, "model.keras")
     from keras_resnet_cifar.serving import export, loading
-    from keras_resnet_cifar.training import runner
+    from keras_resnet_cifar.training import run_log
 
     if loading.parse_spec(path) is None and not os.path.isfile(path):
         raise app.UsageError(f"{path} does not exist")
@@ -46,7 +46,7 @@ def main(argv):
     card = loaded.card
     metrics, config = loaded.run_record("metrics.json"), loaded.run_record("config.json")
     if metrics and config:
-        card = runner.export_card(config.get("dataset"), metrics)
+        card = run_log.export_card(config.get("dataset"), metrics)
     out = export.export_saved_model(
         loaded.model,
         FLAGS.export_base,

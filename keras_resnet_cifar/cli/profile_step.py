@@ -27,10 +27,10 @@ def main(argv):
         machine.select_backend("torch")
     except ValueError as e:
         raise app.UsageError(str(e)) from None
-    from keras_resnet_cifar.data import input_pipeline
+    from keras_resnet_cifar.data import sources
     from keras_resnet_cifar.study import step_profile
 
-    images = input_pipeline.load_dataset("cifar10", FLAGS.data_dir).train_images if FLAGS.data_dir else None
+    images = sources.load_dataset("cifar10", FLAGS.data_dir).train_images if FLAGS.data_dir else None
     depth = 6 * n + 2
     print(f"Profiling {FLAGS.steps} steps of ResNet{depth}, batch {FLAGS.batch_size} ...", flush=True)
     results = {

@@ -1,4 +1,4 @@
-"""Decodes a dataset once into a .npz file for tools/train_arrays.py.
+"""Decodes a dataset once into a .npz file, for a machine without TensorFlow (tools/train.py --data_dir=x.npz).
 
 Example:
     python tools/to_npz.py --data_dir=../shared/cifar10-jpeg --out=cifar10.npz
@@ -20,9 +20,9 @@ def main(argv):
     app.reject_extra_args(argv)
     if not FLAGS.out:
         raise app.UsageError("--out is required (a .npz path)")
-    from keras_resnet_cifar.data import arrays, input_pipeline
+    from keras_resnet_cifar.data import arrays, sources
 
-    data = input_pipeline.load_dataset(FLAGS.dataset, FLAGS.data_dir)
+    data = sources.load_dataset(FLAGS.dataset, FLAGS.data_dir)
     print(data.describe())
     arrays.save_npz(data, FLAGS.out)
     print(f"Wrote {FLAGS.out} ({os.path.getsize(FLAGS.out) / 2**20:.0f} MiB)")

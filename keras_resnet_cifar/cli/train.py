@@ -6,6 +6,10 @@ Examples:
         --schedule=onecycle --epochs=10 --model_dir=runs/resnet20-onecycle
     python tools/train.py --depth=56 --plain --steps=2000
 
+Several processes (one a host, or one a GPU), under JAX, on keras.distribution:
+    python tools/train.py --n=3 --backend=jax --coordinator_address=HOST0:1234 \
+        --num_processes=2 --process_id=0 --model_dir=/shared/runs/r20 --data_dir=/shared/cifar10-jpeg
+
 Re-running the same command after an interruption resumes from the last
 completed epoch. Every flag: python tools/train.py --helpfull
 """
@@ -25,7 +29,7 @@ flags.DEFINE_string(
     "data_dir",
     None,
     "Image folder (<root>/train/<class>/*.jpg), cifar-10-batches-py / "
-    "cifar-100-python directory, or prepared tfds directory. Default: Keras's cache "
+    "cifar-100-python directory, .npz file (tools/to_npz.py), or prepared tfds directory. Default: Keras's cache "
     "(~/.keras/datasets) when it holds the batches, else a tfds download.",
 )
 app.define_run_flags(batch_size=128, model_dir_default="runs/<model name>")
@@ -57,8 +61,35 @@ flags.DEFINE_enum(
     "backend",
     "auto",
     ["auto", "tensorflow", "torch", "jax"],
-    "Keras backend to train under. auto: torch on CPUs without AMX where torch is installed "
-    "(the faster one there), else tensorflow. Export and serving are TensorFlow either way.",
+    "Keras backend to train under. auto: jax for several processes; else torch on CPUs without AMX "
+    "where torch is installed (the faster one there), else tensorflow. Export and serving are "
+    "TensorFlow either way.",
+)
+flags.DEFINE_enum(
+    "input",
+    "auto",
+    ["auto", "tfdata", "arrays"],
+    "tfdata: the tf.data pipeline (augmentation on the host); arrays: uint8 arrays, augmentation in "
+    "the compiled step, no TensorFlow needed. auto: arrays under jax or without TensorFlow, else tfdata.",
+)
+flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    "Several processes: HOST:PORT of process 0, the same on every process. "
+    "Default: $KERAS_DISTRIBUTION_JOB_ADDRESSES (its first address).",
+)
+flags.DEFINE_integer(
+    "num_processes",
+    None,
+    "Processes training together (jax backend). Default: $KERAS_DISTRIBUTION_NUM_PROCESSES, else 1.",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "process_id",
+    None,
+    "This process's index, 0 to num_processes-1; 0 writes the outputs. "
+    "Default: $KERAS_DISTRIBUTION_PROCESS_ID, else 0.",
+    lower_bound=0,
 )
 flags.DEFINE_integer("steps_per_execution", 1, "Train steps per graph call.", lower_bound=1)
 flags.DEFINE_string(
@@ -73,12 +104,17 @@ FLAGS = flags.FLAGS
 def main(argv):
     app.reject_extra_args(argv)
     n = app.resolve_n(FLAGS.n, FLAGS.depth, default=3)
-    from keras_resnet_cifar.training import machine
+    from keras_resnet_cifar.cli import supervise
+    from keras_resnet_cifar.training import distributed, machine
 
+    cluster = distributed.cluster_from(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     try:
-        machine.select_backend(FLAGS.backend)  # before Keras is imported
+        distributed.check_backend(cluster, machine.resolve_backend(FLAGS.backend, cluster.num_processes))
+        machine.select_backend(FLAGS.backend, cluster.num_processes)  # before Keras is imported
     except ValueError as e:
         raise app.UsageError(str(e)) from None
+    if cluster.multi_process and not supervise.is_child():
+        return supervise.run_child("keras_resnet_cifar.cli.train", cluster)
     from keras_resnet_cifar.models import resnet
     from keras_resnet_cifar.training import train
 
@@ -97,6 +133,10 @@ def main(argv):
         validation_split=FLAGS.validation_split,
         steps_per_execution=FLAGS.steps_per_execution,
         init_weights=FLAGS.init_weights,
+        input=FLAGS.input,
+        coordinator_address=cluster.coordinator_address,
+        num_processes=cluster.num_processes,
+        process_id=cluster.process_id,
         **app.run_flag_values(FLAGS),
     )
     train.train_and_evaluate(config)
@@ -106,3 +146,7 @@ def main(argv):
 def run():
     """The console-script entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,8 +1,8 @@
-"""The paper's augmentation as a Keras layer, for training on the accelerator.
+"""The paper's augmentation as a Keras layer, inside the compiled train step.
 
-Backend-neutral (``keras.ops`` and ``keras.random``): the JAX training path
-runs it inside the compiled train step, so uint8 batches go to the device
-and nothing is augmented on the host. Same transform as the tf.data
+Backend-neutral (``keras.ops`` and ``keras.random``): the arrays input
+(``array_input.py``) sends uint8 batches to the device and the step
+augments them, so nothing is augmented on the host. Same transform as the tf.data
 pipeline's ``input_pipeline.augment_batch``: pad 4, random 32x32 crop, random
 horizontal flip, independently per image.
 """
@@ -58,5 +58,26 @@ class RandomPadCropFlip(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    # The generator's state is saved with the weights, so that a run resumed
+    # from a backup draws the crops and flips an uninterrupted run draws.
+    def save_own_variables(self, store):
+        store["0"] = keras.ops.convert_to_numpy(self.generator.state)
+
+    def load_own_variables(self, store):
+        if "0" in store:
+            self.generator.state.assign(store["0"])
+
     def get_config(self):
         return {**super().get_config(), "pad": self.pad, "seed": self.seed}
+
+
+def with_augmentation(model, seed):
+    """``model`` behind a ``RandomPadCropFlip``: a model that takes uint8 images and augments them while training.
+
+    Its weights are the augmentation's generator state and then ``model``'s;
+    ``model`` itself keeps its own.
+    """
+    inputs = keras.Input(model.input_shape[1:], dtype="uint8", name="image")
+    return keras.Model(
+        inputs, model(RandomPadCropFlip(seed=seed, name="augment")(inputs)), name=f"{model.name}_augmented"
+    )

@@ -20,7 +20,7 @@ import os
 import tensorflow as tf
 
 from keras_resnet_cifar.data.arrays import DataError
-from keras_resnet_cifar.data.input_pipeline import list_images
+from keras_resnet_cifar.data.sources import list_images
 
 RESIZE_RATIO = 256 / 224
 SCALE_RANGE = (256, 480)  # the paper's scale augmentation, at 224

@@ -246,17 +246,17 @@ def verify(model, state, image_dir, per_class):
     """
     import time
 
-    from keras_resnet_cifar.data import input_pipeline
+    from keras_resnet_cifar.data import sources
 
     paths, labels = [], []
-    for label, name in enumerate(input_pipeline.CIFAR10_CLASSES):
+    for label, name in enumerate(sources.CIFAR10_CLASSES):
         folder = os.path.join(image_dir, "train", name)
-        found = input_pipeline.list_images(folder)[:per_class]
+        found = sources.list_images(folder)[:per_class]
         if not found:
             raise ConversionError(f"no images to verify with in {folder}")
         paths += found
         labels += [label] * len(found)
-    images = input_pipeline.decode_files(paths)
+    images = sources.decode_files(paths)
     labels = np.asarray(labels)
     start = time.perf_counter()
     ours = model.predict(images.astype("float32"), batch_size=500, verbose=0)

@@ -2,22 +2,22 @@
 
 import numpy as np
 
-from keras_resnet_cifar.data import input_pipeline
+from keras_resnet_cifar.data import arrays, sources
 
 
 def split_images(data, split, validation_split=0.1, seed=0):
     """Images and labels of "train", "val" (as training held it out) or "test"."""
     if split == "test":
         if data.test_images is None:
-            raise input_pipeline.DataError(f"{data.source} has no test split; use --split=val")
+            raise sources.DataError(f"{data.source} has no test split; use --split=val")
         return data.test_images, data.test_labels
-    train_x, train_y, val_x, val_y = input_pipeline.split_train_validation(
+    train_x, train_y, val_x, val_y = arrays.split_train_validation(
         data.train_images, data.train_labels, validation_split, seed
     )
     if split == "train":
         return train_x, train_y
     if val_x is None:
-        raise input_pipeline.DataError("validation_split=0 leaves no validation split")
+        raise sources.DataError("validation_split=0 leaves no validation split")
     return val_x, val_y
 
 

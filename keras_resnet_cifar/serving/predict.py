@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_resnet_cifar import files
-from keras_resnet_cifar.data.input_pipeline import DataError
+from keras_resnet_cifar.data.arrays import DataError
 from keras_resnet_cifar.serving import loading
 
 IMAGE_SHAPE = (32, 32, 3)

@@ -23,7 +23,7 @@ import tensorflow as tf
 from keras_resnet_cifar.data import input_pipeline
 from keras_resnet_cifar.models import resnet
 from keras_resnet_cifar.study.cases import TrainCase
-from keras_resnet_cifar.training import device, machine, optimizer, runner
+from keras_resnet_cifar.training import machine, optimizer, run_log, runner
 
 
 def describe_machine():
@@ -32,7 +32,7 @@ def describe_machine():
     return {
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
-        **runner.versions(),
+        **run_log.versions(),
         "cpu_model": cpu["cpu_model"],
         "cpu_flags": sorted(cpu["cpu_flags"] & machine.SPEED_FLAGS),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
@@ -68,7 +68,7 @@ def train_images_per_sec(case, images=None, warmup_steps=5, steps=20):
     else:
         batch = (images[: case.batch_size], labels[: case.batch_size])
         ds = tf.data.Dataset.from_tensors(batch).repeat()
-    return _fit_rate(model, device.input_threads(ds), case.batch_size, case.xla, warmup_steps, steps)
+    return _fit_rate(model, machine.input_threads(ds), case.batch_size, case.xla, warmup_steps, steps)
 
 
 def train_rates(cases, images=None, warmup_steps=5, steps=20):
@@ -135,7 +135,7 @@ def pipeline_images_per_sec(images=None, batch_size=128, batches=200):
     if images is None:
         images = np.random.default_rng(0).integers(0, 256, (50_000, 32, 32, 3), dtype=np.uint8)
     labels = np.zeros(len(images), np.int64)
-    it = iter(device.input_threads(input_pipeline.train_dataset(images, labels, batch_size, seed=0)))
+    it = iter(machine.input_threads(input_pipeline.train_dataset(images, labels, batch_size, seed=0)))
     for _ in range(20):
         next(it)
     start = time.perf_counter()

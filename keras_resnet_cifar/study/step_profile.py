@@ -52,7 +52,7 @@ def ours(depth=20, batch_size=128, steps=10, warmup_steps=5, images=None):
 
     from keras_resnet_cifar.data import input_pipeline
     from keras_resnet_cifar.models import resnet
-    from keras_resnet_cifar.training import device, optimizer, runner
+    from keras_resnet_cifar.training import machine, optimizer, runner
 
     if keras.backend.backend() != "torch":
         raise ValueError(f"the profile is of the torch backend; Keras runs {keras.backend.backend()}")
@@ -66,7 +66,7 @@ def ours(depth=20, batch_size=128, steps=10, warmup_steps=5, images=None):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
-    data = device.input_threads(input_pipeline.train_dataset(images, labels, batch_size, seed=0))
+    data = machine.input_threads(input_pipeline.train_dataset(images, labels, batch_size, seed=0))
     prof, clock = _profiler(), {}
 
     class Tracer(keras.callbacks.Callback):

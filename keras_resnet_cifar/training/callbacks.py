@@ -7,6 +7,7 @@ pointing at a complete file, and the epoch it names is the position the run
 resumes from, so a resumed run sees the same data stream from there.
 """
 
+import contextlib
 import glob
 import json
 import os
@@ -135,13 +136,16 @@ def restore(model, backup_dir):
 class Backup(keras.callbacks.Callback):
     """Saves weights and optimizer state at each epoch end; see the module docstring."""
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir, local=contextlib.nullcontext):
+        """``local``: a context the saving runs in (``distributed.local_only`` under several processes)."""
         super().__init__()
         self.backup_dir = backup_dir
+        self.local = local
 
     def on_epoch_end(self, epoch, logs=None):
         name = f"epoch-{epoch + 1}.weights.h5"
-        files.save_weights(self.model, os.path.join(self.backup_dir, name))
+        with self.local():
+            files.save_weights(self.model, os.path.join(self.backup_dir, name))
         files.write_json(os.path.join(self.backup_dir, STATE), {"epoch": epoch + 1, "weights": name})
         for old in glob.glob(os.path.join(self.backup_dir, "epoch-*.weights.h5")):
             if os.path.basename(old) != name:

@@ -4,7 +4,13 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from keras_resnet_cifar.training import device
+from keras_resnet_cifar.training import machine
+
+# How training batches reach the model: "tfdata" (the tf.data pipeline,
+# augmentation on the host), "arrays" (``array_input.py``: uint8 arrays,
+# augmentation in the compiled step, no TensorFlow), "auto" (arrays under
+# JAX or where TensorFlow is not importable, else tfdata).
+INPUTS = ("auto", "tfdata", "arrays")
 
 
 class TrainingError(Exception):
@@ -20,7 +26,7 @@ class RunOptions:
         batch_size: global batch size (split across replicas).
         momentum: SGD momentum.
         precision: "auto", "float32", "mixed_float16" or "mixed_bfloat16"
-            (see ``device.resolve_precision``).
+            (see ``machine.resolve_precision``).
         xla: jit-compile the train step; None picks the faster setting.
         strategy: "auto", "mirrored" or "one_device".
         seed: seeds weights and every random choice of the data.
@@ -35,6 +41,12 @@ class RunOptions:
         allow_lr_change: resume an unfinished run with another learning
             rate (after a NaN stop, say); the change is kept in config.json.
         progress_seconds: interval of the progress lines off a terminal.
+        input: "auto", "tfdata" or "arrays" (see ``INPUTS``).
+        coordinator_address: ``HOST:PORT`` of process 0 when several
+            processes train together (``distributed.py``).
+        num_processes: processes training together; None: the
+            ``KERAS_DISTRIBUTION_NUM_PROCESSES`` variable, else 1.
+        process_id: this process's index; None: the variable, else 0.
     """
 
     model_dir: str
@@ -51,6 +63,10 @@ class RunOptions:
     export: bool = True
     allow_lr_change: bool = False
     progress_seconds: float = 30.0
+    input: str = "auto"
+    coordinator_address: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
 
 
 @dataclasses.dataclass
@@ -68,11 +84,12 @@ class Task:
             layout, with that coupled decay as regularisers (None: the
             task's ``weight_decay``; the runner trains with 0 and decays in
             the optimizer).
-        train_dataset: ``first_step -> dataset``: the endless training
-            stream from that step on, the same batches an uninterrupted run
-            sees there.
-        val_dataset: evaluated after each epoch and at the end, or None.
-        test_dataset: evaluated once at the end, or None.
+        train_dataset: ``first_step -> dataset``: the endless tf.data
+            training stream from that step on, the same batches an
+            uninterrupted run sees there.
+        val_dataset: ``() -> dataset`` evaluated after each epoch and at the
+            end, or None.
+        test_dataset: ``() -> dataset`` evaluated once at the end, or None.
         loss: ``training -> keras loss`` (training may smooth labels).
         metrics: a function returning fresh metric objects.
         schedule: the learning-rate schedule.
@@ -84,6 +101,9 @@ class Task:
         init_weights: ``model -> None`` to start from pretrained weights, or None.
         export_options: extra arguments of ``export.export_saved_model``.
         summary: the line logged before training starts.
+        arrays: for the arrays input, ``{"train": (x, y), "val": (x, y) or
+            None, "test": (x, y) or None}`` of uint8 images and labels, and
+            ``"seed"``; None: the task has only the tf.data input.
     """
 
     dataset: str
@@ -104,6 +124,7 @@ class Task:
     init_weights: Callable[[Any], None] | None = None
     export_options: dict = dataclasses.field(default_factory=dict)
     summary: str = ""
+    arrays: dict | None = None
 
 
 def check_options(options):
@@ -112,14 +133,15 @@ def check_options(options):
         (options.batch_size >= 1, f"batch_size must be >= 1, got {options.batch_size}"),
         (0 <= options.momentum < 1, f"momentum must be in [0, 1), got {options.momentum}"),
         (
-            options.precision in device.PRECISIONS,
-            f"precision must be one of {', '.join(device.PRECISIONS)}, got {options.precision!r}",
+            options.precision in machine.PRECISIONS,
+            f"precision must be one of {', '.join(machine.PRECISIONS)}, got {options.precision!r}",
         ),
         (
-            options.strategy in device.STRATEGIES,
-            f"strategy must be one of {', '.join(device.STRATEGIES)}, got {options.strategy!r}",
+            options.strategy in machine.STRATEGIES,
+            f"strategy must be one of {', '.join(machine.STRATEGIES)}, got {options.strategy!r}",
         ),
         (options.steps_per_execution >= 1, f"steps_per_execution must be >= 1, got {options.steps_per_execution}"),
+        (options.input in INPUTS, f"input must be one of {', '.join(INPUTS)}, got {options.input!r}"),
     ]
     for ok, message in checks:
         if not ok:

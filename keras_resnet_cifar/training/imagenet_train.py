@@ -162,7 +162,7 @@ def make_task(config, log=print):
         train_dataset=lambda first_step: imagenet_data.train_dataset(
             source, config.batch_size, size, config.scale_augmentation, config.seed, first_step=first_step
         ).map(one_hot),
-        val_dataset=None if val_ds is None else val_ds.map(one_hot),
+        val_dataset=None if val_ds is None else lambda: val_ds.map(one_hot),
         test_dataset=None,
         loss=lambda training: keras.losses.CategoricalCrossentropy(
             from_logits=True, label_smoothing=config.label_smoothing if training else 0.0

@@ -1,7 +1,10 @@
-"""What the machine offers and the Keras backend and layout chosen for it.
+"""What the machine offers and every setting chosen for it.
 
-Nothing here imports TensorFlow or Keras: the backend must be chosen before
-Keras is imported (importing TensorFlow imports Keras).
+Backend, layout, precision, XLA, strategy and input threads are decided
+here, once. Importing this module imports neither TensorFlow nor Keras: the
+backend must be chosen before Keras is imported (importing TensorFlow
+imports Keras), and training under JAX runs where TensorFlow is absent. The
+few decisions that are TensorFlow's own import it when they are asked.
 """
 
 import importlib.util
@@ -9,6 +12,8 @@ import os
 import sys
 
 BACKENDS = ("auto", "tensorflow", "torch", "jax")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "mirrored", "one_device")
 # The CPU features that decide speed here.
 SPEED_FLAGS = {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "amx_tile"}
 
@@ -35,8 +40,11 @@ def cpu_has_amx():
     return "amx_bf16" in cpu_info()["cpu_flags"]
 
 
-def resolve_backend(backend):
+def resolve_backend(backend, num_processes=1):
     """The Keras backend to train under: the caller's choice, else the faster one here.
+
+    Several processes train under JAX only (``distributed.py`` says why), so
+    "auto" is jax for them.
 
     "auto": TensorFlow with a GPU (its mixed_float16 path) or with AMX-BF16
     (oneDNN's bfloat16 kernels); on other CPUs torch where it is installed:
@@ -48,12 +56,14 @@ def resolve_backend(backend):
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}. Received: backend={backend!r}")
     if backend != "auto":
         return backend
+    if num_processes > 1:
+        return "jax"
     if has_gpu() or cpu_has_amx():
         return "tensorflow"
     return "torch" if installed("torch") else "tensorflow"
 
 
-def select_backend(backend):
+def select_backend(backend, num_processes=1):
     """Resolves ``backend`` and sets KERAS_BACKEND for it; call before Keras is imported.
 
     Returns:
@@ -63,7 +73,7 @@ def select_backend(backend):
         ValueError: an unknown name, a backend that is not installed, or
             Keras already imported under another backend.
     """
-    name = resolve_backend(backend)
+    name = resolve_backend(backend, num_processes)
     if name != "tensorflow" and not installed(name):
         extra = "torch" if name == "torch" else "jax"
         raise ValueError(
@@ -97,10 +107,84 @@ def installed(module):
 
 
 def has_gpu():
-    """True when an NVIDIA GPU is visible (the driver lists one and CUDA_VISIBLE_DEVICES allows it)."""
+    """True when an NVIDIA GPU is visible (the driver lists one and CUDA_VISIBLE_DEVICES allows it).
+
+    The one GPU probe of the package: it asks the driver, not a framework, so
+    it answers the same under every backend and without TensorFlow.
+    """
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         return False
     try:
         return bool(os.listdir("/proc/driver/nvidia/gpus"))
     except OSError:
         return False
+
+
+def resolve_precision(precision):
+    """ "auto": mixed_float16 with a GPU; on CPU mixed_bfloat16 where AMX runs it, else float32.
+
+    Without AMX-BF16 (for example AVX2-only CPUs) bfloat16 is emulated and
+    several times slower than float32.
+    """
+    if precision != "auto":
+        return precision
+    if has_gpu():
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_amx() else "float32"
+
+
+def resolve_xla(xla, precision, deterministic, replicas, backend="tensorflow"):
+    """``jit_compile`` for the train step: the caller's choice, else the faster setting.
+
+    Measured with tools/benchmark.py on a 2-core AVX2 CPU (docs/performance.md):
+    for float32, XLA gains 2-6% on ResNet20 and loses 10% on ResNet56, so it
+    stays off, as Keras's "auto" has it on CPUs. For mixed_bfloat16 on a CPU
+    without AMX, TensorFlow's own kernels emulate bfloat16 (about 22 images/s
+    for ResNet20, against 133-217 with XLA), so XLA goes on. With AMX,
+    oneDNN's bfloat16 kernels run without XLA. Deterministic and
+    multi-replica runs never get XLA by default. Under JAX the step is always
+    compiled (uncompiled JAX is many times slower); under torch,
+    ``jit_compile`` means torch.compile, which stays off.
+    """
+    if xla is not None:
+        return xla
+    if backend != "tensorflow":
+        return backend == "jax"
+    if has_gpu():
+        return "auto"
+    if deterministic or replicas != 1:
+        return False
+    return precision == "mixed_bfloat16" and not cpu_has_amx()
+
+
+def make_strategy(name):
+    """A tf.distribute strategy (TensorFlow backend); "mirrored" without GPUs mirrors over logical CPUs."""
+    import tensorflow as tf
+
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    if name == "auto":
+        return tf.distribute.MirroredStrategy(gpus) if len(gpus) > 1 else tf.distribute.get_strategy()
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0] if gpus else "/cpu:0")
+    devices = gpus or [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def input_threads(dataset):
+    """A tf.data ``dataset`` with the input threads suited to this machine.
+
+    Without a GPU the model's step uses every core, and tf.data's shared
+    thread pool competing with it cost 4% of the training rate under
+    TensorFlow and 10% under torch (ResNet20 on 2 cores; docs/performance.md),
+    while one thread feeds 69,000 CIFAR images a second: so a CPU run gets one
+    private input thread. With a GPU, tf.data keeps its own choice. Any
+    other input is returned as it is.
+    """
+    if has_gpu() or not hasattr(dataset, "with_options"):
+        return dataset
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = 1
+    options.threading.max_intra_op_parallelism = 1
+    return dataset.with_options(options)

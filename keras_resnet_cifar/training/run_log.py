@@ -1,9 +1,15 @@
-"""A run's ``metrics.csv``: one row per epoch, read back checked, trimmed on resume."""
+"""What a run records: metrics.csv (a row an epoch, read back checked, trimmed on resume), final metrics, versions."""
 
 import csv
+import importlib.metadata
 import io
 import os
+import sys
 
+import keras
+import numpy as np
+
+import keras_resnet_cifar
 from keras_resnet_cifar import files
 from keras_resnet_cifar.training.config import TrainingError
 
@@ -51,3 +57,43 @@ def keep_rows(path, epochs):
     writer.writeheader()
     writer.writerows(kept)
     files.write_text(path, text.getvalue())
+
+
+def train_metrics(last):
+    metrics = {"train_loss": float(last["loss"]) if last.get("loss") else None}
+    for key in [k for k in last if k.endswith("accuracy") and not k.startswith("val_")]:
+        metrics[f"train_{key}"] = float(last[key])
+        metrics[f"train_{key[: -len('accuracy')]}error"] = 1 - float(last[key])
+    metrics.setdefault("train_accuracy", None)
+    metrics.setdefault("train_error", None)
+    return metrics
+
+
+def export_card(dataset, metrics):
+    """Model-card entries of a finished run."""
+    return {
+        "dataset": dataset,
+        "steps": metrics.get("steps"),
+        **{k: v for k, v in metrics.items() if k.endswith("accuracy")},
+    }
+
+
+def versions():
+    found = {
+        "keras_resnet_cifar": keras_resnet_cifar.__version__,
+        "keras": keras.__version__,
+        "tensorflow": _installed_version("tensorflow"),
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+    }
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        found[backend] = sys.modules[backend].__version__
+    return found
+
+
+def _installed_version(package):
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None

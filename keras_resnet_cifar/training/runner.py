@@ -18,23 +18,26 @@ from the last completed epoch (``backup/``), or the evaluation, export and
 metrics of a run whose ``model.keras`` is written but not its
 ``metrics.json``. Under ``deterministic`` a resumed run ends with the same
 weights, bit for bit, as one that was never interrupted.
+
+Under several processes (``distributed.py``) every process trains and only
+process 0 writes; ``model_dir`` is then one directory they all see.
+TensorFlow is imported only by the tf.data input and the export.
 """
 
+import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import sys
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-import keras_resnet_cifar
 from keras_resnet_cifar import files
+from keras_resnet_cifar.data import array_input, augment
 from keras_resnet_cifar.data.arrays import DataError
 from keras_resnet_cifar.serving import loading
-from keras_resnet_cifar.training import callbacks, device, fast_path, machine, optimizer, run_log
+from keras_resnet_cifar.training import callbacks, distributed, fast_path, inputs, machine, optimizer, run_dir, run_log
 from keras_resnet_cifar.training.config import TrainingError, check_options
 
 # Run settings that must match to resume a run in the same model_dir, on top
@@ -50,7 +53,11 @@ RESUME_KEYS = (
     "seed",
     "precision",
     "backend",
+    "input",
 )
+# Settings every process of a job must share, on top of the resume keys;
+# the process count may change between a run and its resumption.
+SHARED_KEYS = ("total_steps", "epochs", "train_size", "val_size", "momentum", "weight_decay", "xla", "deterministic")
 
 
 def run(options, make_task, log=print):
@@ -73,36 +80,57 @@ def run(options, make_task, log=print):
         DataError: missing or bad data.
     """
     check_options(options)
-    _make_run_dir(options.model_dir)
-    # One process at a time in a run directory; the kernel drops the lock of a killed one.
-    with files.hold_directory(options.model_dir, "--model_dir"):
-        return _run_held(options, make_task, log)
+    cluster = distributed.cluster_from(options.coordinator_address, options.num_processes, options.process_id)
+    distributed.check_backend(cluster, keras.backend.backend())
+    inputs.check_processes(options.batch_size, cluster)
+    distributed.start(cluster)
+    if not cluster.is_chief:
+        result = _run_held(options, make_task, log, cluster)
+    else:
+        run_dir.make(options.model_dir)
+        # One job at a time in a run directory; the kernel drops the lock of a killed one.
+        with files.hold_directory(options.model_dir, "--model_dir"):
+            result = _run_held(options, make_task, log, cluster)
+    distributed.stop(cluster)
+    return result
 
 
-def _make_run_dir(model_dir):
-    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise TrainingError(f"--model_dir {model_dir} is a file, not a directory")
-    try:
-        os.makedirs(model_dir, exist_ok=True)
-    except OSError as e:
-        raise files.WriteError(f"cannot create --model_dir {model_dir}: {e.strerror or e}") from None
-
-
-def _run_held(options, make_task, log):
-    state = _prepare(options)
+def _run_held(options, make_task, log, cluster):
+    refused = None
+    if cluster.is_chief:
+        try:
+            run_dir.prepare(options)
+        except TrainingError as e:
+            if not cluster.multi_process:
+                raise
+            refused = str(e)  # the others stop with the same line
+    refused = distributed.share(cluster, refused)[0]
+    if refused:
+        raise TrainingError(refused)
+    state = run_dir.observe(options.model_dir)
     keras.utils.set_random_seed(options.seed)
-    if options.deterministic:
+    backend = keras.backend.backend()
+    input_kind = inputs.resolve_input(options.input, backend)
+    if options.deterministic and (input_kind == "tfdata" or backend == "tensorflow"):
+        import tensorflow as tf
+
         tf.config.experimental.enable_op_determinism()
     task = make_task()
-    backend = keras.backend.backend()
     if backend != "tensorflow" and (options.strategy == "mirrored" or task.export_options):
         raise TrainingError(
             f"{'--strategy=mirrored' if options.strategy == 'mirrored' else 'this task'} needs the "
             f"tensorflow backend, not {backend}: pass --backend=tensorflow"
         )
-    precision = device.resolve_precision(options.precision)
-    strategy = device.make_strategy(options.strategy)
-    xla = device.resolve_xla(options.xla, precision, options.deterministic, strategy.num_replicas_in_sync, backend)
+    inputs.check_input(input_kind, task, cluster)
+    precision = machine.resolve_precision(options.precision)
+    strategy = machine.make_strategy(options.strategy) if backend == "tensorflow" else None
+    replicas = (
+        strategy.num_replicas_in_sync
+        if strategy is not None
+        else distributed.data_parallel(backend, auto_shard=input_kind == "tfdata")
+    )
+    inputs.check_batch(options.batch_size, cluster, replicas, distributed.local_devices(backend))
+    xla = machine.resolve_xla(options.xla, precision, options.deterministic, replicas, backend)
     resolved = dict(
         dataclasses.asdict(options),
         **task.settings,
@@ -110,153 +138,145 @@ def _run_held(options, make_task, log):
         steps_per_epoch=task.steps_per_epoch,
         epochs=task.epochs,
         backend=backend,
+        input=input_kind,
         data_format=machine.resolve_data_format(backend),
         precision=precision,
         xla=xla,
-        replicas=strategy.num_replicas_in_sync,
+        replicas=replicas,
+        num_processes=cluster.num_processes,
+        process_id=cluster.process_id,
         class_names=list(task.class_names),
-        versions=versions(),
+        versions=run_log.versions(),
         command=sys.argv,
     )
-    if state != "new":
-        _check_resume(options, resolved, RESUME_KEYS + tuple(task.resume_keys))
+    shared = RESUME_KEYS + tuple(task.resume_keys) + SHARED_KEYS
+    distributed.agree(cluster, dict({k: resolved.get(k) for k in shared}, **state))
+    if state["state"] != "new":  # every process: a refusal stops them all
+        run_dir.check_resume(options, resolved, RESUME_KEYS + tuple(task.resume_keys))
+    if not cluster.is_chief:
+        log(
+            f"Process {cluster.process_id} of {cluster.num_processes}: {options.batch_size // cluster.num_processes} "
+            f"images a step of the global batch {options.batch_size}; process 0 writes the outputs"
+        )
+        if state["state"] != "trained":
+            _train(task, options, Setup(precision, strategy, xla, input_kind, replicas, cluster), log)
+        return None
     files.write_json(os.path.join(options.model_dir, "config.json"), resolved)
     files.write_text(os.path.join(options.model_dir, "labels.txt"), "\n".join(task.class_names) + "\n")
     model_path = os.path.join(options.model_dir, "model.keras")
-    if state == "trained":
+    if state["state"] == "trained":
         log(f"{model_path} is written but not metrics.json: completing the run without training")
         final = loading.load_keras_file(model_path)
     else:
         log(
             f"{task.summary}, {backend} backend ({resolved['data_format']}), precision {precision}, "
-            f"{strategy.num_replicas_in_sync} replica(s), XLA {xla}, "
+            f"{replicas} replica(s) in {cluster.num_processes} process(es), XLA {xla}, {input_kind} input, "
             f"{task.settings['schedule']} schedule peak lr {task.settings['learning_rate']:g}, "
             f"{task.total_steps:,} steps = {task.epochs} epochs of {task.steps_per_epoch}"
         )
-        final = _train(task, options, precision, strategy, xla, log)
-    return _finish(final, task, options, log)
+        final = _train(task, options, Setup(precision, strategy, xla, input_kind, replicas, cluster), log)
+    return _finish(final, task, options, input_kind, log)
 
 
-def _prepare(options):
-    """Checks ``model_dir`` and tells the run's state: new, unfinished, trained or finished."""
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """How this process trains: what ``_run_held`` resolved."""
+
+    precision: str
+    strategy: object  # a tf.distribute strategy under TensorFlow, else None
+    xla: object
+    input: str
+    replicas: int
+    cluster: distributed.Cluster
+
+
+def _train(task, options, setup, log):
+    """Fits from the backup (if any); process 0 saves ``model.keras`` and returns the float32 model."""
     model_dir = options.model_dir
     backup_dir = os.path.join(model_dir, "backup")
-    model_path = os.path.join(model_dir, "model.keras")
-    metrics_path = os.path.join(model_dir, "metrics.json")
+    cluster = setup.cluster
+    keras.mixed_precision.set_global_policy(setup.precision)
     try:
-        if callbacks.backup_epoch(backup_dir):
-            return "unfinished"
-    except TrainingError:
-        if not options.overwrite:  # a backup we cannot read is never deleted unasked
-            raise
-    if os.path.exists(model_path) and not options.overwrite:
-        if os.path.exists(metrics_path):
-            raise TrainingError(
-                f"{model_dir} already holds a finished run (model.keras, metrics.json); "
-                "pass --overwrite or choose another --model_dir"
-            )
-        return "trained"
-    # A fresh start: nothing of an earlier run may be taken for this one's.
-    for name in ("model.keras", "metrics.json", "metrics.csv"):
-        if os.path.exists(os.path.join(model_dir, name)):
-            os.remove(os.path.join(model_dir, name))
-    shutil.rmtree(backup_dir, ignore_errors=True)
-    return "new"
-
-
-def _check_resume(options, resolved, keys):
-    path = os.path.join(options.model_dir, "config.json")
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        previous = json.load(f)
-    changes = list(previous.get("lr_changes", []))
-    for key in keys:
-        if previous.get(key) == resolved.get(key):
-            continue
-        if key == "learning_rate" and options.allow_lr_change:
-            changes.append(
-                {
-                    "after_epoch": callbacks.backup_epoch(os.path.join(options.model_dir, "backup")),
-                    "from": previous.get(key),
-                    "to": resolved.get(key),
-                }
-            )
-            continue
-        hint = " (pass --allow_lr_change to resume with the new rate)" if key == "learning_rate" else ""
-        raise TrainingError(
-            f"{options.model_dir} holds an unfinished run with {key}={previous.get(key)!r}, not "
-            f"{resolved.get(key)!r}; re-run it with the same flags{hint} or choose another --model_dir"
-        )
-    if changes:
-        resolved["lr_changes"] = changes
-
-
-def _train(task, options, precision, strategy, xla, log):
-    """Fits from the backup (if any) and saves ``model.keras``; returns the float32 model."""
-    model_dir = options.model_dir
-    backup_dir = os.path.join(model_dir, "backup")
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        with strategy.scope():
-            model = training_model(task.build_model, log)
+        with setup.strategy.scope() if setup.strategy is not None else contextlib.nullcontext():
+            net = training_model(task.build_model, log)
+            model = net if setup.input == "tfdata" else augment.with_augmentation(net, task.arrays["seed"])
             model.compile(
                 # The weight decay is applied in the update, not as the model's regularisers.
                 optimizer=optimizer.sgd(task.schedule, options.momentum, task.weight_decay),
                 loss=task.loss(True),
                 metrics=task.metrics(),
-                jit_compile=xla,
+                jit_compile=setup.xla,
                 steps_per_execution=options.steps_per_execution,
             )
             done = callbacks.restore(model, backup_dir)
             if not done and task.init_weights:
                 task.init_weights(model)
-        if done >= task.epochs:
+        if not cluster.is_chief:
+            pass
+        elif done >= task.epochs:
             log(f"Resuming from {backup_dir}: all {done} epoch(s) done, nothing left to train")
         elif done:
             log(f"Resuming from {backup_dir}: {done} epoch(s) done, going on with epoch {done + 1}")
-        run_log.keep_rows(os.path.join(model_dir, "metrics.csv"), done)
         verbose = options.verbose if options.verbose is not None else (1 if sys.stdout.isatty() else 0)
         run_callbacks = [
-            # Stats first: the CSV and TensorBoard see what it adds. The CSV
-            # row is written before the backup, so no epoch misses its row.
-            callbacks.EpochStats(options.batch_size, task.schedule, task.epochs, log, print_line=verbose != 1),
-            keras.callbacks.CSVLogger(os.path.join(model_dir, "metrics.csv"), append=True),
-            keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")),
-            callbacks.Backup(backup_dir),
             keras.callbacks.TerminateOnNaN(raise_error=True),
             callbacks.StopAtStep(task.total_steps),
         ]
-        if verbose != 1:
-            run_callbacks.append(
-                callbacks.Progress(task.total_steps, options.batch_size, log, options.progress_seconds)
-            )
+        if cluster.is_chief:
+            run_log.keep_rows(os.path.join(model_dir, "metrics.csv"), done)
+            run_callbacks = _writing_callbacks(task, options, verbose, log) + run_callbacks
+        train_data, val_data = inputs.training_inputs(task, setup, done)
         model.fit(
-            device.input_threads(task.train_dataset(done * task.steps_per_epoch)),
+            train_data,
             epochs=task.epochs,
             initial_epoch=done,
             steps_per_epoch=task.steps_per_epoch,
-            validation_data=None if task.val_dataset is None else device.input_threads(task.val_dataset),
+            validation_data=val_data,
             callbacks=run_callbacks,
-            verbose=1 if verbose == 1 else 0,
+            verbose=1 if verbose == 1 and cluster.is_chief else 0,
             shuffle=False,
         )
     except RuntimeError as e:
-        raise nan_error(e, backup_dir) from None
-    except tf.errors.InvalidArgumentError as e:
-        raise DataError(f"training input failed: {files.error_text(e)}") from None
+        raise distributed.lost_peer(cluster, e) or nan_error(e, backup_dir) from None
+    except Exception as e:
+        if type(e).__name__ == "InvalidArgumentError" and type(e).__module__.startswith("tensorflow"):
+            raise DataError(f"training input failed: {files.error_text(e)}") from None
+        raise
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    array_input.record_weights(net.get_weights(), cluster.process_id)
+    # Every later model lives in this process alone: the weights are each
+    # process's own replica, and process 0 saves them without the others.
+    distributed.leave_distribution()
+    if not cluster.is_chief:
+        return None
 
     # The saved model is float32, channels_last, uncompiled and of built-in
     # layers, whatever the run used: it loads with Keras alone under any
     # backend, carries no optimizer, and serves fast on CPUs.
     final = task.build_model(data_format="channels_last", weight_decay=task.weight_decay)
-    final.set_weights(model.get_weights())
+    final.set_weights(net.get_weights())
     files.pause_point("before_save")
     files.save_model(final, os.path.join(model_dir, "model.keras"))
     shutil.rmtree(backup_dir, ignore_errors=True)
     return final
+
+
+def _writing_callbacks(task, options, verbose, log):
+    """Process 0's callbacks: stats, CSV, TensorBoard (with TensorFlow), backup, progress."""
+    model_dir = options.model_dir
+    # Stats first: the CSV and TensorBoard see what it adds. The CSV row is
+    # written before the backup, so no epoch misses its row.
+    found = [
+        callbacks.EpochStats(options.batch_size, task.schedule, task.epochs, log, print_line=verbose != 1),
+        keras.callbacks.CSVLogger(os.path.join(model_dir, "metrics.csv"), append=True),
+    ]
+    if inputs.tensorflow_importable():  # Keras writes TensorBoard events with tf.summary
+        found.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "logs")))
+    found.append(callbacks.Backup(os.path.join(model_dir, "backup"), local=distributed.local_only))
+    if verbose != 1:
+        found.append(callbacks.Progress(task.total_steps, options.batch_size, log, options.progress_seconds))
+    return found
 
 
 def training_model(build_model, log=None):
@@ -275,22 +295,23 @@ def training_model(build_model, log=None):
     return fast_path.accelerate(model, log)
 
 
-def _finish(final, task, options, log):
+def _finish(final, task, options, input_kind, log):
     """Evaluates, exports and writes metrics.json (last: it marks the run finished)."""
     model_dir = options.model_dir
     rows = run_log.read_csv(os.path.join(model_dir, "metrics.csv"))
-    metrics = _train_metrics(rows[-1] if rows else {})
+    metrics = run_log.train_metrics(rows[-1] if rows else {})
     # Evaluated without the saved model's L2 regularisers (kept for those who
     # fine-tune it), so the loss is the cross-entropy the epochs log.
     evaluated = task.build_model(data_format="channels_last", weight_decay=0)
     evaluated.set_weights(final.get_weights())
     evaluated.compile(loss=task.loss(False), metrics=task.metrics())
-    for split, data in (("val", task.val_dataset), ("test", task.test_dataset)):
+    for split in ("val", "test"):
+        data = inputs.eval_input(task, input_kind, split)
         if data is None:
             metrics.update({f"{split}_accuracy": None, f"{split}_error": None})
             continue
         # The test split is evaluated here, once, after training: never for selection.
-        result = evaluated.evaluate(device.input_threads(data), verbose=0, return_dict=True)
+        result = evaluated.evaluate(data, verbose=0, return_dict=True)
         for key, value in result.items():
             metrics[f"{split}_{key}"] = float(value)
             if key.endswith("accuracy"):
@@ -304,7 +325,13 @@ def _finish(final, task, options, log):
         epochs=task.epochs,
         class_names=list(task.class_names),
     )
-    if options.export:
+    if options.export and not inputs.tensorflow_importable():
+        metrics["export"] = None
+        log(
+            "TensorFlow is not importable here, so no SavedModel was exported: on a machine with TensorFlow, "
+            f"run python tools/export.py --model_dir={model_dir} --export_base={os.path.join(model_dir, 'export')}"
+        )
+    elif options.export:
         from keras_resnet_cifar.serving import export_job
 
         path = export_job.export(
@@ -312,7 +339,7 @@ def _finish(final, task, options, log):
             os.path.join(model_dir, "model.keras"),
             os.path.join(model_dir, "export"),
             class_names=task.class_names,
-            card=export_card(task.dataset, metrics),
+            card=run_log.export_card(task.dataset, metrics),
             log=log,
             **task.export_options,
         )
@@ -326,16 +353,6 @@ def _finish(final, task, options, log):
         )
     )
     log(f"Saved {os.path.join(model_dir, 'model.keras')}")
-    return metrics
-
-
-def _train_metrics(last):
-    metrics = {"train_loss": float(last["loss"]) if last.get("loss") else None}
-    for key in [k for k in last if k.endswith("accuracy") and not k.startswith("val_")]:
-        metrics[f"train_{key}"] = float(last[key])
-        metrics[f"train_{key[: -len('accuracy')]}error"] = 1 - float(last[key])
-    metrics.setdefault("train_accuracy", None)
-    metrics.setdefault("train_error", None)
     return metrics
 
 
@@ -353,26 +370,3 @@ def nan_error(error, backup_dir):
         f"training stopped: {error} No epoch completed, so there is nothing to resume: "
         "re-run the same command with a lower --lr to start again"
     )
-
-
-def export_card(dataset, metrics):
-    """Model-card entries of a finished run."""
-    return {
-        "dataset": dataset,
-        "steps": metrics.get("steps"),
-        **{k: v for k, v in metrics.items() if k.endswith("accuracy")},
-    }
-
-
-def versions():
-    found = {
-        "keras_resnet_cifar": keras_resnet_cifar.__version__,
-        "keras": keras.__version__,
-        "tensorflow": tf.__version__,
-        "numpy": np.__version__,
-        "python": sys.version.split()[0],
-    }
-    backend = keras.backend.backend()
-    if backend != "tensorflow":
-        found[backend] = sys.modules[backend].__version__
-    return found

@@ -11,7 +11,7 @@ import os
 
 import keras
 
-from keras_resnet_cifar.data import input_pipeline
+from keras_resnet_cifar.data import arrays, sources
 from keras_resnet_cifar.models import pretrained, resnet
 from keras_resnet_cifar.training import config as config_lib
 from keras_resnet_cifar.training import runner, schedules
@@ -45,7 +45,7 @@ class TrainConfig:
         precision: "auto" (mixed_float16 on GPU, float32 on CPU), "float32",
             "mixed_float16" or "mixed_bfloat16".
         xla: jit-compile the train step; None picks the faster setting
-            (see ``device.resolve_xla``).
+            (see ``machine.resolve_xla``).
         seed: seeds weights, split, shuffling and augmentation.
         deterministic: also make TensorFlow's ops deterministic (slower).
         strategy: "auto" (MirroredStrategy over several GPUs), "mirrored" or
@@ -61,6 +61,13 @@ class TrainConfig:
             network; None: random initialisation.
         allow_lr_change: resume an unfinished run with another learning rate.
         progress_seconds: interval of the progress lines off a terminal.
+        input: "auto", "tfdata" or "arrays" (``config.INPUTS``).
+        coordinator_address: process 0's ``HOST:PORT`` when several
+            processes train together (``distributed.py``).
+        num_processes: processes training together (None: from
+            ``KERAS_DISTRIBUTION_NUM_PROCESSES``, else 1).
+        process_id: this process's index (None: from
+            ``KERAS_DISTRIBUTION_PROCESS_ID``, else 0).
     """
 
     n: int = 3
@@ -91,6 +98,10 @@ class TrainConfig:
     init_weights: str | None = None
     allow_lr_change: bool = False
     progress_seconds: float = 30.0
+    input: str = "auto"
+    coordinator_address: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
 
 
 def check_config(config):
@@ -146,7 +157,7 @@ def train_and_evaluate(config, log=print):
     completes the evaluation and export of a trained model.
 
     Returns and raises as ``runner.run``: the final metrics, or
-    ``TrainingError``, ``files.WriteError``, ``input_pipeline.DataError``.
+    ``TrainingError``, ``files.WriteError``, ``arrays.DataError``.
     """
     check_config(config)
     return runner.run(config_lib.run_options(config), lambda: make_task(config, log), log)
@@ -154,9 +165,9 @@ def train_and_evaluate(config, log=print):
 
 def make_task(config, log=print):
     """Loads the data and describes the CIFAR run for the runner."""
-    data = input_pipeline.load_dataset(config.dataset, config.data_dir)
+    data = sources.load_dataset(config.dataset, config.data_dir)
     log(data.describe())
-    train_x, train_y, val_x, val_y = input_pipeline.split_train_validation(
+    train_x, train_y, val_x, val_y = arrays.split_train_validation(
         data.train_images, data.train_labels, config.validation_split, config.seed
     )
     log(
@@ -218,13 +229,20 @@ def make_task(config, log=print):
         settings=settings,
         resume_keys=("n", "residual", "shortcut", "dataset", "validation_split", "init_weights"),
         build_model=lambda **layout: build_model(config, data.num_classes, **layout),
-        train_dataset=lambda first_step: input_pipeline.train_dataset(
+        train_dataset=lambda first_step: _pipeline().train_dataset(
             train_x, train_y, config.batch_size, config.seed, first_step=first_step
         ),
-        val_dataset=None if val_x is None else input_pipeline.eval_dataset(val_x, val_y, config.batch_size),
+        val_dataset=None if val_x is None else lambda: _pipeline().eval_dataset(val_x, val_y, config.batch_size),
         test_dataset=None
         if data.test_images is None
-        else input_pipeline.eval_dataset(data.test_images, data.test_labels, config.batch_size),
+        else lambda: _pipeline().eval_dataset(data.test_images, data.test_labels, config.batch_size),
+        arrays={
+            "train": (train_x, train_y),
+            "val": None if val_x is None else (val_x, val_y),
+            "test": None if data.test_images is None else (data.test_images, data.test_labels),
+            "batch_size": config.batch_size,
+            "seed": config.seed,
+        },
         loss=lambda training: keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=lambda: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         schedule=schedule,
@@ -236,6 +254,13 @@ def make_task(config, log=print):
         summary=f"Model resnet n={config.n} ({6 * config.n + 2} layers, "
         f"{'shortcut ' + config.shortcut if config.residual else 'plain'})",
     )
+
+
+def _pipeline():
+    """The tf.data input, imported when a run uses it: training under JAX needs no TensorFlow."""
+    from keras_resnet_cifar.data import input_pipeline
+
+    return input_pipeline
 
 
 def build_model(config, num_classes, data_format="channels_last", weight_decay=None):

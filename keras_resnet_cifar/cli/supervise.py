@@ -1,0 +1,74 @@
+"""Runs one process of a multi-process job as a child, to report a lost peer in one line.
+
+When a process of a job dies, the others stall in a collective until JAX's
+coordination service misses its heartbeats; the service then aborts them
+with a page of native log lines and a stack dump. The command runs its work
+in a child process, passes the child's output on until the first such native
+line, keeps the rest in a file, and ends with one line that names the lost
+process.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+
+CHILD_ENV = "KERAS_RESNET_CIFAR_SUPERVISED"
+# The first native line of a job going down (glog: severity, date, time, thread, file:line]).
+_NATIVE = re.compile(r"^[EFW]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w.]+:\d+\]")
+_DOWN = re.compile(r"coordination_service|client\.h|distributed|heartbeat|Barrier|gloo", re.I)
+
+
+def is_child():
+    """Whether this process is the supervised child."""
+    return os.environ.get(CHILD_ENV) == "1"
+
+
+def run_child(module, cluster):
+    """Runs ``python -m module`` with this command's arguments; returns the exit status to exit with."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", module, *sys.argv[1:]],
+        env=dict(os.environ, **{CHILD_ENV: "1"}),
+        stderr=subprocess.PIPE,
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda s, frame: child.send_signal(s))
+    held = []
+    for raw in child.stderr:
+        line = raw.decode(errors="replace")
+        if held or (_NATIVE.match(line) and _DOWN.search(line)):
+            held.append(line)
+            continue
+        sys.stderr.write(line)
+        sys.stderr.flush()
+    code = child.wait()
+    if not held:
+        return 128 - code if code < 0 else code
+    print(f"error: {lost_line(''.join(held), cluster)}; details in {_keep(held)}", file=sys.stderr)
+    return 1
+
+
+def lost_line(text, cluster):
+    """What the coordination service's lines say was lost, as one sentence."""
+    lost = re.search(r"tasks are unhealthy \(stopped sending heartbeats\):\s*\n?\s*([\d, ]+)", text)
+    lost = lost or re.search(r"Task (\d+) heartbeat timeout", text)
+    if lost:
+        ids = ", ".join(i for i in re.split(r"[,\s]+", lost.group(1)) if i)
+        who = f"process {ids} of {cluster.num_processes} stopped responding"
+    elif cluster.process_id != 0:
+        who = f"process 0 (the coordinator at {cluster.coordinator_address}) stopped responding"
+    else:
+        who = "the job lost a process"
+    return (
+        f"{who}, and the job cannot go on without it; re-run every process with the same command "
+        "to resume from the last completed epoch"
+    )
+
+
+def _keep(lines):
+    fd, path = tempfile.mkstemp(prefix="krc-job-", suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        f.writelines(lines)
+    return path

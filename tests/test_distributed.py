@@ -1,0 +1,279 @@
+"""Several processes and devices on keras.distribution (JAX), on 127.0.0.1, and training without TensorFlow."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from tests import datagen
+from tests.helpers import REPO
+
+TRAIN = str(REPO / "tools" / "train.py")
+# 40 images, 8 held out: each epoch is two global batches of 16, one pass.
+FLAGS = (
+    "--n=1",
+    "--backend=jax",
+    "--batch_size=16",
+    "--epochs=2",
+    "--validation_split=0.2",
+    "--schedule=cosine",
+    # A small rate: at 0.05 the float rounding of the two reduction orders
+    # grows past 1e-5 in 4 steps of this tiny net; at 0.01 it stays near 1e-7.
+    "--lr=0.01",
+    "--noexport",
+    "--verbose=0",
+)
+# Installed in every Python process of a run (the supervised child too):
+# records each file-system write under $WATCH_DIR, to see which process writes.
+AUDIT = textwrap.dedent(
+    """
+    import os, sys
+
+    def _hook(event, args, _watch=os.environ.get("WATCH_DIR"), _log=os.environ.get("WATCH_LOG")):
+        if not _watch or event not in ("open", "os.mkdir", "os.rename", "os.remove", "shutil.rmtree"):
+            return
+        path = args[0]
+        if event == "open":
+            mode, flags = args[1], args[2]
+            if not (isinstance(mode, str) and set(mode) & set("wax+")) and not (flags and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)):
+                return
+        if isinstance(path, (str, bytes, os.PathLike)) and os.fsdecode(path).startswith(_watch):
+            with open(_log, "a") as f:  # outside the watched directory
+                f.write(f"{event} {os.fsdecode(path)}\\n")
+
+    sys.addaudithook(_hook)
+    """
+)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _data(root):
+    datagen.image_folder(str(root / "data"), ["a", "b", "c", "d"], per_class=10)
+    return str(root / "data")
+
+
+def _start(model_dir, data_dir, log, *extra, env=None, process=None, port=None):
+    args = [sys.executable, TRAIN, *FLAGS, f"--data_dir={data_dir}", f"--model_dir={model_dir}", *extra]
+    if process is not None:
+        args += [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={process}"]
+    env = dict(os.environ, KERAS_BACKEND="jax", **(env or {}))
+    # Its own session: killing the group stops the command and its supervised child.
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def _run_pair(tmp, name, data_dir, env=None, extra=((), ())):
+    """Two processes of one job; returns their exit codes and outputs."""
+    port = _free_port()
+    outputs = [tmp / f"{name}-{i}.txt" for i in range(2)]
+    procs = []
+    for i in (1, 0):
+        with open(outputs[i], "w") as log:
+            procs.append(_start(tmp / name, data_dir, log, *extra[i], env=(env or [{}, {}])[i], process=i, port=port))
+    try:
+        codes = [p.wait(timeout=300) for p in reversed(procs)]
+    finally:
+        for p in procs:
+            _kill(p)
+    return codes, [o.read_text() for o in outputs]
+
+
+def _kill(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _weights(path):
+    return keras.models.load_model(path, compile=False).get_weights()
+
+
+def _assert_close(a, b, atol=1e-5):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, atol=atol, rtol=0)
+
+
+def _steps(record):
+    rows = [line.split() for line in record.read_text().splitlines()]
+    return {int(r[0]): [int(i) for i in r[1:]] for r in rows}, len(rows)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An uninterrupted two-process run, watched, and a one-process run of the same global batch."""
+    tmp = tmp_path_factory.mktemp("dist")
+    data_dir = _data(tmp)
+    (tmp / "hook").mkdir()
+    (tmp / "hook" / "sitecustomize.py").write_text(AUDIT)
+    env = [
+        {
+            "KERAS_RESNET_CIFAR_RECORD_INPUT": str(tmp / f"record-{i}"),
+            "PYTHONPATH": os.pathsep.join([str(tmp / "hook"), str(REPO)]),
+            "WATCH_DIR": str(tmp / "two"),
+            "WATCH_LOG": str(tmp / f"writes-{i}.txt"),
+        }
+        for i in range(2)
+    ]
+    codes, outputs = _run_pair(tmp, "two", data_dir, env)
+    with open(tmp / "one.txt", "w") as log:
+        one = _start(tmp / "one", data_dir, log)
+        one_code = one.wait(timeout=300)
+    return {"tmp": tmp, "data": data_dir, "codes": codes, "outputs": outputs, "one_code": one_code}
+
+
+def test_two_processes_share_each_batch_and_equal_one_process(runs):
+    tmp = runs["tmp"]
+    assert runs["codes"] == [0, 0], runs["outputs"]
+    assert runs["one_code"] == 0, (tmp / "one.txt").read_text()
+    assert "Process 1 of 2: 8 images a step of the global batch 16" in runs["outputs"][1]
+    seen = [_steps(tmp / f"record-{i}.{i}") for i in range(2)]
+    for steps, lines in seen:
+        assert sorted(steps) == [0, 1, 2, 3] and lines == 4  # each step once
+        assert all(len(index) == 8 for index in steps.values())  # each process's batch is 8
+    for epoch in (0, 1):
+        mine = [set(i for s in (2 * epoch, 2 * epoch + 1) for i in seen[p][0][s]) for p in range(2)]
+        assert not mine[0] & mine[1]  # disjoint
+        assert mine[0] | mine[1] == set(range(32))  # together, the whole epoch
+    final = _weights(tmp / "two" / "model.keras")
+    replicas = [list(np.load(tmp / f"record-{i}.{i}.npz").values()) for i in range(2)]
+    _assert_close(replicas[0], replicas[1], atol=0)
+    _assert_close(final, replicas[1])
+    _assert_close(final, _weights(tmp / "one" / "model.keras"))
+    # Only process 0 wrote.
+    assert not (tmp / "writes-1.txt").exists(), (tmp / "writes-1.txt").read_text()
+    written = (tmp / "writes-0.txt").read_text()
+    for name in ("config.json", "labels.txt", "metrics.csv", "model.keras", "metrics.json"):
+        assert name in written  # through a temporary of that name, renamed
+    assert json.loads((tmp / "two" / "config.json").read_text())["num_processes"] == 2
+    # The model loads with plain Keras in a fresh process and predicts.
+    code = (
+        "import keras, numpy as np; m = keras.models.load_model(r'%s');"
+        "p = m.predict(np.zeros((3, 32, 32, 3), 'uint8'), verbose=0); print('shape', p.shape)"
+    ) % (tmp / "two" / "model.keras")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "shape (3, 4)" in out.stdout, out.stderr[-2000:]
+
+
+def test_a_killed_process_stops_the_job_in_one_line_and_the_job_resumes(runs):
+    tmp, data_dir = runs["tmp"], runs["data"]
+    port = _free_port()
+    logs = [open(tmp / f"kill-{i}.txt", "w") for i in range(2)]
+    try:
+        one = _start(
+            tmp / "kill", data_dir, logs[1], env={"KERAS_RESNET_CIFAR_PAUSE_AT": "step3"}, process=1, port=port
+        )
+        zero = _start(tmp / "kill", data_dir, logs[0], process=0, port=port)
+        deadline = time.time() + 240
+        while "paused at step3" not in (tmp / "kill-1.txt").read_text():
+            assert time.time() < deadline and one.poll() is None, (tmp / "kill-1.txt").read_text()
+            time.sleep(0.5)
+        _kill(one)  # SIGKILL in epoch 2
+        killed = time.time()
+        code = zero.wait(timeout=120)
+        assert time.time() - killed < 120
+    finally:
+        for p in ("one", "zero"):
+            if p in locals():
+                _kill(locals()[p])
+        for log in logs:
+            log.close()
+    output = (tmp / "kill-0.txt").read_text()
+    lines = [line for line in output.splitlines() if line.startswith("error:")]
+    assert code != 0 and len(lines) == 1, output
+    assert "process 1 of 2 stopped" in lines[0] and "re-run every process" in lines[0]
+    assert "Traceback" not in output and "Check failure" not in output
+    codes, outputs = _run_pair(tmp, "kill", data_dir)
+    assert codes == [0, 0], outputs
+    assert "1 epoch(s) done, going on with epoch 2" in outputs[0]
+    _assert_close(_weights(tmp / "kill" / "model.keras"), _weights(tmp / "two" / "model.keras"))
+
+
+def test_one_host_with_two_devices_equals_one_device(runs):
+    tmp = runs["tmp"]
+    with open(tmp / "devices.txt", "w") as log:
+        proc = _start(tmp / "devices", runs["data"], log, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+        assert proc.wait(timeout=300) == 0, (tmp / "devices.txt").read_text()
+    assert "2 replica(s) in 1 process(es)" in (tmp / "devices.txt").read_text()
+    _assert_close(_weights(tmp / "devices" / "model.keras"), _weights(tmp / "one" / "model.keras"))
+
+
+def test_a_setting_that_differs_between_processes_is_refused_by_name(runs):
+    tmp = runs["tmp"]
+    codes, outputs = _run_pair(tmp, "differ", runs["data"], extra=(("--lr=0.01",), ("--lr=0.1",)))
+    for code, output in zip(codes, outputs):
+        errors = [line for line in output.splitlines() if line.startswith("error:")]
+        assert code == 1 and len(errors) == 1, output
+        assert "process 1 runs with learning_rate=0.1, process 0 with learning_rate=0.01" in errors[0]
+
+
+def test_a_process_that_sees_no_run_directory_is_refused(runs):
+    tmp = runs["tmp"]
+    port = _free_port()
+    with open(tmp / "unseen-0.txt", "w") as log0, open(tmp / "unseen-1.txt", "w") as log1:
+        one = _start(tmp / "elsewhere" / "unseen", runs["data"], log1, process=1, port=port)
+        zero = _start(tmp / "unseen", runs["data"], log0, process=0, port=port)
+        codes = [zero.wait(timeout=300), one.wait(timeout=300)]
+    for code, name in zip(codes, ("unseen-0.txt", "unseen-1.txt")):
+        errors = [line for line in (tmp / name).read_text().splitlines() if line.startswith("error:")]
+        assert code == 1 and errors == [
+            "error: process 1 finds no run directory where process 0 made one: --model_dir must be on storage "
+            "every process sees (a shared file system), at the same path"
+        ], (tmp / name).read_text()
+    assert not (tmp / "elsewhere").exists()
+
+
+def test_a_batch_that_does_not_divide_over_the_processes_is_refused(tmp_path):
+    result = subprocess.run(
+        [sys.executable, TRAIN, "--batch_size=15", "--num_processes=2", "--coordinator_address=127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr == "error: --batch_size=15 does not divide over 2 processes: pass a multiple of 2\n"
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "torch"])
+def test_several_processes_need_jax(tmp_path, backend):
+    result = subprocess.run(
+        [sys.executable, TRAIN, f"--backend={backend}", "--num_processes=2", "--coordinator_address=127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert re.fullmatch(r"error: --num_processes=2 needs --backend=jax: [^\n]+\n", result.stderr), result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_training_loop_is_the_runners_alone():
+    found = subprocess.run(
+        ["grep", "-rlE", r"\.fit\(|train_on_batch|apply_gradients", str(REPO / "keras_resnet_cifar"), "--include=*.py"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    names = sorted(os.path.relpath(p, REPO) for p in found)
+    # The benchmark and the profiler time the runner's own step (runner.training_model).
+    assert names == [
+        "keras_resnet_cifar/study/benchmark.py",
+        "keras_resnet_cifar/study/step_profile.py",
+        "keras_resnet_cifar/training/runner.py",
+    ]
