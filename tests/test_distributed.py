@@ -204,6 +204,33 @@ def test_a_killed_process_stops_the_job_in_one_line_and_the_job_resumes(runs):
     _assert_close(_weights(tmp / "kill" / "model.keras"), _weights(tmp / "two" / "model.keras"))
 
 
+def test_a_frozen_process_is_found_by_its_missing_heartbeats(runs):
+    tmp, data_dir = runs["tmp"], runs["data"]
+    port = _free_port()
+    with open(tmp / "frozen-0.txt", "w") as log0, open(tmp / "frozen-1.txt", "w") as log1:
+        one = _start(tmp / "frozen", data_dir, log1, env={"KERAS_RESNET_CIFAR_PAUSE_AT": "step3"}, process=1, port=port)
+        zero = _start(tmp / "frozen", data_dir, log0, process=0, port=port)
+        try:
+            deadline = time.time() + 240
+            while "paused at step3" not in (tmp / "frozen-1.txt").read_text():
+                assert time.time() < deadline and one.poll() is None, (tmp / "frozen-1.txt").read_text()
+                time.sleep(0.5)
+            os.killpg(one.pid, signal.SIGSTOP)  # a hung host: its connections stay open, its heartbeats stop
+            stopped = time.time()
+            code = zero.wait(timeout=120)
+            assert time.time() - stopped < 120
+        finally:
+            _kill(one)
+            _kill(zero)
+    output = (tmp / "frozen-0.txt").read_text()
+    lines = [line for line in output.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(lines) == 1, output
+    assert lines[0].startswith("error: process 1 of 2 stopped responding, and the job cannot go on without it")
+    kept = re.search(r"details in (\S+)$", lines[0]).group(1)
+    assert "heartbeat" in open(kept).read()
+    assert "Check failure" not in output and "@ 0x" not in output
+
+
 def test_one_host_with_two_devices_equals_one_device(runs):
     tmp = runs["tmp"]
     with open(tmp / "devices.txt", "w") as log:

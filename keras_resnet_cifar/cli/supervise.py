@@ -18,6 +18,8 @@ import tempfile
 CHILD_ENV = "KERAS_RESNET_CIFAR_SUPERVISED"
 # The first native line of a job going down (glog: severity, date, time, thread, file:line]).
 _NATIVE = re.compile(r"^[EFW]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w.]+:\d+\]")
+# How the command's own outcome lines start (cli/app.py).
+_OURS = ("error:", "internal error", "terminated", "interrupted")
 _DOWN = re.compile(r"coordination_service|client\.h|distributed|heartbeat|Barrier|gloo", re.I)
 
 
@@ -35,16 +37,18 @@ def run_child(module, cluster):
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda s, frame: child.send_signal(s))
-    held = []
+    held, said = [], False
     for raw in child.stderr:
         line = raw.decode(errors="replace")
-        if held or (_NATIVE.match(line) and _DOWN.search(line)):
+        ours = line.startswith(_OURS)  # the command's own one-line outcome always gets out
+        if not ours and (held or (_NATIVE.match(line) and _DOWN.search(line))):
             held.append(line)
             continue
+        said = said or ours
         sys.stderr.write(line)
         sys.stderr.flush()
     code = child.wait()
-    if not held:
+    if code == 0 or said or not held:
         return 128 - code if code < 0 else code
     print(f"error: {lost_line(''.join(held), cluster)}; details in {_keep(held)}", file=sys.stderr)
     return 1
