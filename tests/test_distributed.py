@@ -291,6 +291,28 @@ def test_several_processes_need_jax(tmp_path, backend):
     assert not (tmp_path / "runs").exists()
 
 
+def test_the_job_comes_from_the_flags_or_from_kerass_variables():
+    from keras_resnet_cifar.training import distributed
+    from keras_resnet_cifar.training.config import TrainingError
+
+    environ = {
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES": "node0:1234,node1:1234,node2:1234",
+        "KERAS_DISTRIBUTION_NUM_PROCESSES": "3",
+        "KERAS_DISTRIBUTION_PROCESS_ID": "2",
+    }
+    assert distributed.cluster_from(environ=environ) == distributed.Cluster("node0:1234", 3, 2)
+    assert distributed.cluster_from(process_id=1, environ=environ) == distributed.Cluster("node0:1234", 3, 1)
+    assert distributed.cluster_from(environ={}) == distributed.Cluster(None, 1, 0)
+    for kwargs, message in (
+        ({"num_processes": 2}, "2 processes need --coordinator_address=HOST:PORT"),
+        ({"num_processes": 2, "process_id": 2, "coordinator_address": "h:1"}, r"process_id must be in \[0, 1\]"),
+        ({"num_processes": 2, "coordinator_address": "h"}, "coordinator_address must be HOST:PORT"),
+        ({"environ": {"KERAS_DISTRIBUTION_NUM_PROCESSES": "two"}}, "KERAS_DISTRIBUTION_NUM_PROCESSES='two'"),
+    ):
+        with pytest.raises(TrainingError, match=message):
+            distributed.cluster_from(**{"environ": {}, **kwargs})
+
+
 def test_the_training_loop_is_the_runners_alone():
     found = subprocess.run(
         ["grep", "-rlE", r"\.fit\(|train_on_batch|apply_gradients", str(REPO / "keras_resnet_cifar"), "--include=*.py"],
