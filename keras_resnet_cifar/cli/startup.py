@@ -27,8 +27,6 @@ NOISE = (
     r"oneDNN custom operations are on|util/port\.cc",
     # "E .../computation_placer.cc] computation placer already registered."
     r"computation_placer\.cc",
-    # "[Gloo] Rank 0 is connected to 1 peer ranks. Expected number of connected peer ranks is : 1"
-    r"^\[Gloo\] Rank \d+ is connected",
 )
 _NOISE = re.compile("|".join(f"(?:{p})" for p in NOISE))
 
