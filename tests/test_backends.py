@@ -18,21 +18,67 @@ from tests.helpers import REPO, run_python
 from tests.test_runner import CLASSES, _kill_at
 from tests.test_runner import _cmd as runner_cmd
 
+# lscpu flags (the ones that decide) of the CPU classes this project runs on.
+CPUS = {
+    "AMD EPYC Zen 3": ("avx2 fma sse4_2 f16c", "avx2"),
+    "Intel Xeon Ice Lake": ("avx2 fma avx512f avx512dq avx512bw avx512vl avx512_vnni", "avx512"),
+    "AMD EPYC Zen 4": ("avx2 fma avx512f avx512bw avx512_vnni avx512_bf16", "avx512_bf16"),
+    "Intel Xeon Sapphire Rapids": ("avx2 fma avx512f avx512_bf16 avx512_vnni amx_bf16 amx_int8 amx_tile", "amx"),
+    "no AVX2": ("sse4_2 avx", "other"),
+}
 
-def test_auto_picks_torch_on_avx2_cpus_and_tensorflow_with_amx_or_a_gpu(monkeypatch):
+
+def _fake_cpu(monkeypatch, name):
+    flags, _ = CPUS[name]
+    monkeypatch.setattr(machine, "cpu_info", lambda: {"cpu_model": name, "cpu_flags": set(flags.split())})
     monkeypatch.setattr(machine, "has_gpu", lambda: False)
-    monkeypatch.setattr(machine, "cpu_has_amx", lambda: False)
-    assert machine.resolve_backend("auto") == "torch"
-    monkeypatch.setattr(machine, "cpu_has_amx", lambda: True)
-    assert machine.resolve_backend("auto") == "tensorflow"
-    monkeypatch.setattr(machine, "cpu_has_amx", lambda: False)
+
+
+@pytest.mark.parametrize("name", CPUS)
+def test_each_cpu_class_gets_its_measured_defaults(monkeypatch, name):
+    _fake_cpu(monkeypatch, name)
+    cpu_class = CPUS[name][1]
+    assert machine.cpu_class() == cpu_class
+    amx, bf16 = cpu_class == "amx", cpu_class in ("amx", "avx512_bf16")
+    assert machine.resolve_backend("auto") == ("tensorflow" if amx or not machine.installed("torch") else "torch")
+    # bfloat16 where the backend's kernels run it in hardware: AVX512-BF16 or AMX (JAX's only with AMX).
+    assert machine.resolve_precision("auto", "torch") == ("mixed_bfloat16" if bf16 else "float32")
+    assert machine.resolve_precision("auto", "tensorflow") == ("mixed_bfloat16" if bf16 else "float32")
+    assert machine.resolve_precision("auto", "jax") == ("mixed_bfloat16" if amx else "float32")
+    assert machine.resolve_precision("float32", "torch") == "float32"
+    # Every x86 class measured so far trains fastest in NCHW under torch (AVX-512: NHWC at 0.93x).
+    assert machine.resolve_data_format("torch") == "channels_first"
+    assert machine.resolve_data_format("tensorflow") == machine.resolve_data_format("jax") == "channels_last"
+    # XLA only rescues TensorFlow's emulated bfloat16; oneDNN's bfloat16 kernels run without it.
+    assert machine.resolve_xla(None, "float32", False, 1) is False
+    assert machine.resolve_xla(None, "mixed_bfloat16", False, 1) is (not bf16)
+    assert machine.resolve_xla(None, "mixed_bfloat16", True, 1) is False
+    assert machine.resolve_xla(None, "mixed_bfloat16", False, 2) is False
+    assert machine.resolve_xla(True, "float32", False, 1) is True
+    assert machine.resolve_xla(None, "mixed_bfloat16", False, 1, "torch") is False  # eager torch
+    assert machine.resolve_xla(None, "float32", False, 1, "jax") is True
+
+
+def test_the_class_follows_the_flags_not_the_model_name():
+    assert machine.cpu_class({"avx512f", "avx2", "fma"}) == "avx512"
+    assert machine.cpu_class({"avx512f", "avx512_bf16"}) == "avx512_bf16"
+    assert machine.cpu_class({"avx2"}) == "other"  # AVX2 without FMA: no class was measured
+    assert machine.cpu_class(set()) == "other"
+    assert set(machine.CPU_DEFAULTS) == {"amx", "avx512_bf16", "avx512", "avx2", "other"}
+    assert machine.cpu_class() in machine.CPU_DEFAULTS  # this machine's own flags
+
+
+def test_a_gpu_or_a_missing_torch_overrides_the_cpu_class(monkeypatch):
+    _fake_cpu(monkeypatch, "AMD EPYC Zen 4")
     monkeypatch.setattr(machine, "has_gpu", lambda: True)
     assert machine.resolve_backend("auto") == "tensorflow"
+    assert machine.resolve_precision("auto") == "mixed_float16"
     monkeypatch.setattr(machine, "has_gpu", lambda: False)
     monkeypatch.setattr(machine, "installed", lambda name: False)
     assert machine.resolve_backend("auto") == "tensorflow"  # torch not installed
     for name in ("tensorflow", "torch", "jax"):
         assert machine.resolve_backend(name) == name
+    assert machine.resolve_backend("auto", num_processes=2) == "jax"
     with pytest.raises(ValueError, match="backend must be one of auto, tensorflow, torch, jax"):
         machine.resolve_backend("mxnet")
 
@@ -42,11 +88,6 @@ def test_a_backend_is_refused_once_keras_runs_another():
     with pytest.raises(ValueError, match="Keras is already imported with the tensorflow backend, not torch"):
         machine.select_backend("torch")
     assert machine.select_backend("tensorflow") == "tensorflow"
-
-
-def test_layouts():
-    assert machine.resolve_data_format("torch") == "channels_first"
-    assert machine.resolve_data_format("tensorflow") == machine.resolve_data_format("jax") == "channels_last"
 
 
 @pytest.mark.parametrize("shortcut", ["A", "B"])
@@ -91,19 +132,26 @@ TORCH_SCRIPT = textwrap.dedent(
         float((np.abs(a - b) / np.maximum(np.abs(a), 1)).max()) for a, b in zip(stock.get_weights(), trained.get_weights())
     )
     print("fused", out, weights)
-    # The lean graph (torch, float32) computes what Keras's own calls of the same layers compute.
+    # The lean graph computes what Keras's own calls of the same layers compute.
     assert isinstance(trained, lean_graph.LeanGraph)
-    called = torch_layers.swap(resnet.resnet_cifar(20, data_format="channels_first", weight_decay=0))
     y = np.arange(8) % 10
-    for model in (called, trained):
-        model.set_weights(stock.get_weights())
-        model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(True))
-        model.train_on_batch(x, y)
-    step = max(float(np.abs(a - b).max()) for a, b in zip(called.get_weights(), trained.get_weights()))
-    moved = sum(not np.array_equal(a, b) for a, b in zip(stock.get_weights(), trained.get_weights()))
+
+    def one_step(lean):
+        # The largest weight difference after one SGD step of lean and of Keras's calls, and how many moved.
+        called = torch_layers.swap(resnet.resnet_cifar(20, data_format="channels_first", weight_decay=0))
+        for model in (called, lean):
+            model.set_weights(stock.get_weights())
+            model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy(True))
+            model.train_on_batch(x, y)
+        step = max(float(np.abs(a - b).max()) for a, b in zip(called.get_weights(), lean.get_weights()))
+        return step, sum(not np.array_equal(a, b) for a, b in zip(stock.get_weights(), lean.get_weights()))
+
+    step, moved = one_step(trained)
+    # Under mixed_bfloat16 too: the lean graph autocasts as Layer.__call__ does.
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     mixed = runner.training_model(lambda **layout: resnet.resnet_cifar(20, **layout))
-    print("lean", step, moved, len(stock.weights), type(mixed).__name__)
+    mixed_step, mixed_moved = one_step(mixed)
+    print("lean", step, moved, len(stock.weights), type(mixed).__name__, mixed_step, mixed_moved)
     """
 )
 
@@ -126,6 +174,44 @@ def test_the_strided_subsample_keeps_what_a_1x1_max_pool_keeps(size, stride, pad
     )
 
 
+BATCH_NORM_SCRIPT = textwrap.dedent(
+    """
+    import keras, numpy as np
+    from keras_resnet_cifar.training import torch_layers
+    numpy = keras.ops.convert_to_numpy
+    x = np.random.RandomState(0).normal(2.0, 3.0, (8, 6, 5, 4)).astype("float32")
+    for policy in ("float32", "mixed_bfloat16"):
+        keras.mixed_precision.set_global_policy(policy)
+        for axis, data in ((1, x), (-1, x.transpose(0, 2, 3, 1))):
+            layers = [cls(axis=axis, momentum=0.5) for cls in (keras.layers.BatchNormalization, torch_layers.FusedBatchNormalization)]
+            outs = [numpy(layer(data, training=True)).astype("float32") for layer in layers]
+            stock, fused = layers
+            assert str(outs[1].dtype) == "float32" and fused.compute_dtype == stock.compute_dtype
+            moved = max(
+                float(np.abs(numpy(a.value) - numpy(b.value)).max())
+                for a, b in ((stock.moving_mean, fused.moving_mean), (stock.moving_variance, fused.moving_variance))
+            )
+            print(policy, axis, float(np.abs(outs[0] - outs[1]).max()), moved, float(numpy(fused.moving_mean).min()))
+    """
+)
+
+
+def test_the_fused_batch_norm_equals_keras_in_both_layouts_and_in_bfloat16():
+    lines = [line.split() for line in run_python(BATCH_NORM_SCRIPT, backend="torch").strip().splitlines()]
+    assert [line[:2] for line in lines] == [
+        ["float32", "1"],
+        ["float32", "-1"],
+        ["mixed_bfloat16", "1"],
+        ["mixed_bfloat16", "-1"],
+    ]
+    for policy, _, out, moved, mean_moved in lines:
+        # Outputs near N(0, 1): float32 to rounding; bfloat16 (8 bits of mantissa) to a few of its ulps.
+        assert float(out) < (1e-5 if policy == "float32" else 0.05)
+        # Moving statistics (kept in float32 in both policies) to float32 rounding of bfloat16 inputs.
+        assert float(moved) < (1e-5 if policy == "float32" else 1e-3)
+        assert float(mean_moved) > 0.5  # at momentum 0.5 from 0, halfway to the batch means (about 2)
+
+
 def test_under_torch_layouts_agree_and_the_fused_lean_training_model_equals_the_stock_one():
     lines = [line.split() for line in run_python(TORCH_SCRIPT, backend="torch").strip().splitlines()]
     assert [line[:2] for line in lines[:2]] == [["layout", "A"], ["layout", "B"]]
@@ -136,7 +222,9 @@ def test_under_torch_layouts_agree_and_the_fused_lean_training_model_equals_the_
     assert lines[3][0] == "lean"
     assert float(lines[3][1]) == 0.0  # every weight after one SGD step, bit for bit
     assert int(lines[3][2]) == int(lines[3][3])  # and the step moved every one of them
-    assert lines[3][4] == "Functional"  # mixed precision keeps Keras's own call (it autocasts)
+    assert lines[3][4] == "LeanGraph"  # mixed_bfloat16 too, with the autocasting of Keras's __call__
+    assert float(lines[3][5]) == 0.0  # bit for bit against Keras's own calls in mixed_bfloat16
+    assert int(lines[3][6]) == int(lines[3][3])
 
 
 @pytest.fixture(scope="module")
@@ -151,13 +239,20 @@ def _cmd(data_dir, model_dir, backend, *extra):
     return runner_cmd(data_dir, model_dir, f"--backend={backend}", "--deterministic", "--seed=5", *extra)
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "torch", "jax"])
-def test_a_whole_run_killed_and_resumed_under_each_backend(backend, data_dir, tmp_path):
+@pytest.mark.parametrize(
+    "backend, precision",
+    # torch in both precisions its CPU classes default to (mixed_bfloat16 with AVX512-BF16 or AMX).
+    [("tensorflow", "auto"), ("torch", "float32"), ("torch", "mixed_bfloat16"), ("jax", "auto")],
+)
+def test_a_whole_run_killed_and_resumed_under_each_backend(backend, precision, data_dir, tmp_path):
     """Same outputs, resume, export and errors under every backend --backend offers."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    out = subprocess.run(_cmd(data_dir, whole, backend, "--noexport"), capture_output=True, text=True, timeout=600)
+    flag = f"--precision={precision}"
+    out = subprocess.run(
+        _cmd(data_dir, whole, backend, flag, "--noexport"), capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-3000:]
-    cmd = _cmd(data_dir, killed, backend)
+    cmd = _cmd(data_dir, killed, backend, flag)
     _kill_at(cmd, "step8")  # three steps into epoch 2 of 3
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -165,6 +260,7 @@ def test_a_whole_run_killed_and_resumed_under_each_backend(backend, data_dir, tm
     assert "1 epoch(s) done, going on with epoch 2" in out.stdout
     config = json.loads((killed / "config.json").read_text())
     assert (config["backend"], config["data_format"]) == (backend, machine.resolve_data_format(backend))
+    assert config["precision"] == machine.resolve_precision(precision, backend)
     if backend != "tensorflow":
         assert config["versions"][backend]
     rows = [line.split(",")[0] for line in (killed / "metrics.csv").read_text().splitlines()]

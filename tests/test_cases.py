@@ -42,3 +42,22 @@ def test_medians_of_the_peers_cases_keep_their_fields():
         {"setting": "a", "images_per_sec": 2, "images_per_sec_rounds": [1, 3, 2]},
         {"setting": "b", "images_per_sec": 20, "images_per_sec_rounds": [10, 30, 20]},
     ]
+
+
+def test_layout_varies_only_under_torch_and_only_auto_is_the_default():
+    grid = cases.train_cases(
+        [20], ["A"], [128], ["pipeline"], ["tensorflow", "torch"], ["float32"], [False], ["auto", "channels_last"]
+    )
+    assert [(c.backend, c.layout) for c in grid] == [
+        ("tensorflow", "auto"),
+        ("torch", "auto"),
+        ("torch", "channels_last"),
+    ]
+    assert "channels_last" in grid[2].label() and "channels" not in grid[1].label()
+    rows = cases.summarize(grid, [[100, 300, 280]], ("torch", "float32", False, "pipeline"))
+    assert [r["default"] for r in rows] == [False, True, False]
+
+
+def test_share_of_peak():
+    # 500 images/s of 240 MFLOP each is 120 GFLOP/s: 60% of a 200 GFLOP/s machine.
+    assert cases.share_of_peak(500, 240, 200) == 0.6

@@ -50,13 +50,14 @@ def define_run_flags(batch_size, model_dir_default):
         "precision",
         "auto",
         ["auto", "float32", "mixed_float16", "mixed_bfloat16"],
-        "auto: mixed_float16 on a GPU; on a CPU mixed_bfloat16 with AMX, else float32.",
+        "auto: mixed_float16 on a GPU; on a CPU mixed_bfloat16 where the backend's bfloat16 kernels run "
+        "in hardware (TensorFlow and torch with AVX512-BF16 or AMX; JAX with AMX), else float32.",
     )
     flags.DEFINE_bool(
         "xla",
         None,
         "Jit-compile the train step (Keras jit_compile: XLA under tensorflow and jax, torch.compile "
-        "under torch). Default: under tensorflow on for mixed_bfloat16 on a CPU without AMX (emulated "
+        "under torch). Default: under tensorflow on for mixed_bfloat16 on a CPU without AVX512-BF16 or AMX (emulated "
         "bf16 is 6x slower without it), else Keras decides; always under jax; off under torch.",
     )
     flags.DEFINE_enum(

@@ -33,6 +33,17 @@ flags.DEFINE_list(
     "compilation (torch: eager; jax: jit).",
 )
 flags.DEFINE_list(
+    "layouts",
+    ["auto"],
+    "Layouts to time under the torch backend: auto (the one tools/train.py picks here), channels_first, channels_last.",
+)
+flags.DEFINE_list(
+    "serving_threads",
+    ["0"],
+    "Intra-op thread counts to time the SavedModel with, each in a process of its own "
+    "(TF Serving's --tensorflow_intra_op_parallelism); 0: TensorFlow's choice.",
+)
+flags.DEFINE_list(
     "data",
     ["pipeline", "synthetic"],
     "pipeline: the tf.data pipeline with augmentation; synthetic: one in-memory batch.",
@@ -105,6 +116,8 @@ def main(argv):
     data = _choices("data", FLAGS.data, ("pipeline", "synthetic"))
     imagenet_archs = _choices("imagenet_archs", FLAGS.imagenet_archs, ARCHS) if FLAGS.imagenet_archs else []
     backends = _choices("backends", FLAGS.backends, ("auto", "tensorflow", "torch", "jax"))
+    layouts = _choices("layouts", FLAGS.layouts, ("auto", "channels_first", "channels_last"))
+    serving_threads = _ints("serving_threads", FLAGS.serving_threads, lambda t: t >= 0)
 
     from keras_resnet_cifar.training import machine
 
@@ -122,15 +135,17 @@ def main(argv):
     if FLAGS.data_dir:
         images = sources.load_dataset("cifar10", FLAGS.data_dir).train_images
     print("Machine: " + ", ".join(f"{k} {v}" for k, v in result["machine"].items()), flush=True)
+    result["peak_gflops"] = peak = benchmark.matmul_gflops()
+    print(f"Float32 peak (4096x4096 matrix product, numpy, best of 10): {peak:,.1f} GFLOP/s", flush=True)
     result["pipeline_images_per_sec"] = benchmark.pipeline_images_per_sec(images)
     print(f"Input pipeline alone (batch 128, augmentation): {result['pipeline_images_per_sec']:,.0f} img/s", flush=True)
 
     if FLAGS.train:
         # tools/train.py's defaults on this machine, which the row marked "default" times.
         default_backend = machine.resolve_backend("auto")
-        default_precision = machine.resolve_precision("auto")
+        default_precision = machine.resolve_precision("auto", default_backend)
         default_xla = machine.resolve_xla(None, default_precision, False, 1, default_backend)
-        cases = study_cases.train_cases(depths, shortcuts, batch_sizes, data, backends, precisions, xla)
+        cases = study_cases.train_cases(depths, shortcuts, batch_sizes, data, backends, precisions, xla, layouts)
         print(f"\nTiming {len(cases)} training case(s) under {', '.join(backends)} ...", flush=True)
         our_rounds, peer_rounds = [], []
         for number in range(1, FLAGS.rounds + 1):
@@ -141,15 +156,26 @@ def main(argv):
                 print("  ours: " + ", ".join(f"{rate:,.0f}" for rate in our_rounds[-1]) + " img/s", flush=True)
             if peer_cases:
                 peer_rounds.append([_peer_train_rate(case) for case in peer_cases])
-        print(f"{'training (ratio: to the first row of its depth, batch and data)':<70} {'img/s':>8} {'ratio':>6}")
+        print(
+            f"{'training (ratio: to the first row of its depth, batch and data)':<86} {'img/s':>8} {'ratio':>6} "
+            f"{'peak':>5}"
+        )
         default = (default_backend, default_precision, default_xla, "pipeline")
         result["train"] = study_cases.summarize(cases, our_rounds, default)
         for row, case in zip(result["train"], cases):
             rate, measured = row["images_per_sec"], row["images_per_sec_rounds"]
+            row["share_of_peak"] = study_cases.share_of_peak(rate, benchmark.train_mflop(case.depth), peak)
             mark = "  <- tools/train.py default" if row["default"] else ""
-            print(f"{case.label():<70} {rate:>8,.0f} {row['ratio']:>6.2f}{_spread(measured)}{mark}", flush=True)
+            print(
+                f"{case.label():<86} {rate:>8,.0f} {row['ratio']:>6.2f} {row['share_of_peak']:>5.0%}"
+                f"{_spread(measured)}{mark}",
+                flush=True,
+            )
         if peer_cases:
             result["peer"]["train"] = study_cases.with_medians(peer_cases, peer_rounds)
+            for row in result["peer"]["train"]:
+                mflop = benchmark.train_mflop(row["depth"])
+                row["share_of_peak"] = study_cases.share_of_peak(row["images_per_sec"], mflop, peak)
 
     for arch in imagenet_archs:
         baseline = None
@@ -171,13 +197,19 @@ def main(argv):
             print(f"{label:<62} {rate:>8,.1f} {rate / baseline:>6.2f}", flush=True)
 
     if FLAGS.inference:
-        print(f"\n{'inference':<24} {'batch img/s':>12} {'b1 p50 ms':>10} {'b1 p99 ms':>10}")
+        print(
+            f"\n{'inference (SavedModel: in a process of its own)':<48} {'batch img/s':>12} {'peak':>5} "
+            f"{'b1 p50 ms':>10} {'b1 p99 ms':>10}"
+        )
+        settings = {(f"{t} intra-op thread(s)" if t else ""): {"intra_op": t} for t in serving_threads}
         for depth in depths:
-            figures = benchmark.inference(depth, shortcuts[0])
+            figures = benchmark.inference(depth, shortcuts[0], serving_settings=settings)
             result["inference"][f"resnet{depth}{shortcuts[0]}"] = figures
+            mflop = figures.pop("forward_mflop")
             for kind, f in figures.items():
+                f["share_of_peak"] = study_cases.share_of_peak(f["batch_images_per_sec"], mflop, peak)
                 print(
-                    f"ResNet{depth} {kind:<14} {f['batch_images_per_sec']:>12,.0f} "
+                    f"ResNet{depth} {kind:<40} {f['batch_images_per_sec']:>12,.0f} {f['share_of_peak']:>5.0%} "
                     f"{f['latency_p50_ms']:>10.2f} {f['latency_p99_ms']:>10.2f}",
                     flush=True,
                 )
@@ -241,23 +273,27 @@ def _time_peer(result, peer_cases, depths, shortcuts):
     """Times the peer's inference and adds ``ratio_to_peer`` to our figures (its training is timed with ours)."""
     import torch
 
+    from keras_resnet_cifar.study import benchmark, torch_peer
     from keras_resnet_cifar.study import cases as study_cases
-    from keras_resnet_cifar.study import torch_peer
 
     peer = result["peer"]
     peer.update(framework=f"torch {torch.__version__}", threads=torch.get_num_threads())
     print(f"\n{'PyTorch peer (same network, option A, synthetic batch)':<62} {'img/s':>8}", flush=True)
     for row in peer["train"]:
+        share = f" {row['share_of_peak']:>5.0%}" if "share_of_peak" in row else ""
         print(
-            f"{_peer_label(row) + ' train':<62} {row['images_per_sec']:>8,.0f}{_spread(row['images_per_sec_rounds'])}"
+            f"{_peer_label(row) + ' train':<62} {row['images_per_sec']:>8,.0f}{share}"
+            f"{_spread(row['images_per_sec_rounds'])}"
         )
     for case in peer_cases if FLAGS.inference else []:
         key = f"resnet{case['depth']}A {case['setting']}{' compiled' if case['compile'] else ''}"
         peer["inference"][key] = f = torch_peer.inference(
             (case["depth"] - 2) // 6, case["setting"], compile_model=case["compile"]
         )
+        mflop = benchmark.train_mflop(case["depth"]) / 3
+        f["share_of_peak"] = study_cases.share_of_peak(f["batch_images_per_sec"], mflop, result["peak_gflops"])
         print(
-            f"{key + ' inference':<40} {f['batch_images_per_sec']:>10,.0f} img/s "
+            f"{key + ' inference':<40} {f['batch_images_per_sec']:>10,.0f} img/s ({f['share_of_peak']:.0%} of peak) "
             f"{f['latency_p50_ms']:>7.2f} / {f['latency_p99_ms']:.2f} ms b1 p50/p99",
             flush=True,
         )
@@ -269,7 +305,8 @@ def _time_peer(result, peer_cases, depths, shortcuts):
             if ratio and row.get("depth") == depth:
                 row["ratio_to_peer"] = ratio
                 print(
-                    f"train  ResNet{depth}{row['shortcut']} {row['backend']} {row['precision']} {row['data']} "
+                    f"train  ResNet{depth}{row['shortcut']} {row['backend']}"
+                    f"{'' if row['layout'] == 'auto' else ' ' + row['layout']} {row['precision']} {row['data']} "
                     f"{'XLA' if row['xla'] else 'no XLA'}: {row['ratio_to_peer']:.2f}x"
                     + ("  (tools/train.py default)" if row.get("default") else ""),
                     flush=True,

@@ -15,6 +15,13 @@ flags.DEFINE_integer("depth", 20, "Depth 6n+2.", lower_bound=8)
 flags.DEFINE_integer("steps", 10, "Profiled steps.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 128, "Batch size.", lower_bound=1)
 flags.DEFINE_string("data_dir", None, "Real images for our pipeline (any layout train.py reads); default random.")
+flags.DEFINE_enum(
+    "precision",
+    "auto",
+    ["auto", "float32", "mixed_bfloat16"],
+    "Our precision; auto: tools/train.py's under torch on this CPU. The peer runs the same "
+    "(float32, or bfloat16 autocast for mixed_bfloat16).",
+)
 FLAGS = flags.FLAGS
 
 
@@ -32,12 +39,14 @@ def main(argv):
 
     images = sources.load_dataset("cifar10", FLAGS.data_dir).train_images if FLAGS.data_dir else None
     depth = 6 * n + 2
-    print(f"Profiling {FLAGS.steps} steps of ResNet{depth}, batch {FLAGS.batch_size} ...", flush=True)
+    precision = machine.resolve_precision(FLAGS.precision, "torch")
+    setting = "bfloat16" if precision == "mixed_bfloat16" else "float32"
+    print(f"Profiling {FLAGS.steps} steps of ResNet{depth}, batch {FLAGS.batch_size}, {precision} ...", flush=True)
     results = {
-        "ours (tools/train.py default, torch backend)": step_profile.ours(
-            depth, FLAGS.batch_size, FLAGS.steps, images=images
+        f"ours, torch, {precision}": step_profile.ours(
+            depth, FLAGS.batch_size, FLAGS.steps, images=images, precision=precision
         ),
-        "PyTorch peer (float32)": step_profile.peer(depth, FLAGS.batch_size, FLAGS.steps),
+        f"PyTorch peer, {setting}": step_profile.peer(depth, FLAGS.batch_size, FLAGS.steps, setting=setting),
     }
     names = list(results)
     print(f"\n{'ms per step':<44}" + "".join(f"{name[:30]:>32}" for name in names))

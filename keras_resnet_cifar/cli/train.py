@@ -61,9 +61,9 @@ flags.DEFINE_enum(
     "backend",
     "auto",
     ["auto", "tensorflow", "torch", "jax"],
-    "Keras backend to train under. auto: jax for several processes; else torch on CPUs without AMX "
-    "where torch is installed (the faster one there), else tensorflow. Export and serving are "
-    "TensorFlow either way.",
+    "Keras backend to train under. auto: jax for several processes; tensorflow with a GPU or AMX; "
+    "else torch where it is installed (the faster one on such CPUs), else tensorflow. Export and "
+    "serving are TensorFlow either way.",
 )
 flags.DEFINE_enum(
     "input",

@@ -76,11 +76,11 @@ def _recorder(process_id):
     return record
 
 
-def record_weights(weights, process_id):
-    """Writes this process's final weights where ``RECORD_ENV`` says (tests only)."""
+def record_weights(model, process_id):
+    """Writes ``model``'s final weights (this process's replica) where ``RECORD_ENV`` says (tests only)."""
     path = os.environ.get(RECORD_ENV)
     if path:
-        np.savez(f"{path}.{process_id}.npz", *weights)
+        np.savez(f"{path}.{process_id}.npz", *model.get_weights())
 
 
 class EvalBatches(keras.utils.PyDataset):

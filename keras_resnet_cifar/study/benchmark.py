@@ -22,12 +22,13 @@ import tensorflow as tf
 
 from keras_resnet_cifar.data import input_pipeline
 from keras_resnet_cifar.models import resnet
+from keras_resnet_cifar.study import serving_speed
 from keras_resnet_cifar.study.cases import TrainCase
 from keras_resnet_cifar.training import machine, optimizer, run_log, runner
 
 
 def describe_machine():
-    """The CPU, its flags that matter for speed, core count and versions."""
+    """The CPU, its flags that matter for speed, its class (``machine.CPU_DEFAULTS``), core count and versions."""
     cpu = machine.cpu_info()
     return {
         "platform": platform.platform(),
@@ -35,6 +36,7 @@ def describe_machine():
         **run_log.versions(),
         "cpu_model": cpu["cpu_model"],
         "cpu_flags": sorted(cpu["cpu_flags"] & machine.SPEED_FLAGS),
+        "cpu_class": machine.cpu_class(cpu["cpu_flags"]),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
     }
 
@@ -55,7 +57,8 @@ def train_images_per_sec(case, images=None, warmup_steps=5, steps=20):
     try:
         # The runner's own training model: layout, BatchNorm and decay as tools/train.py trains.
         model = runner.training_model(
-            lambda **layout: resnet.resnet_cifar(depth=case.depth, shortcut=case.shortcut, **layout)
+            lambda **layout: resnet.resnet_cifar(depth=case.depth, shortcut=case.shortcut, **layout),
+            data_format=None if case.layout == "auto" else case.layout,
         )
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -144,59 +147,63 @@ def pipeline_images_per_sec(images=None, batch_size=128, batches=200):
     return batches * batch_size / (time.perf_counter() - start)
 
 
-def latency_ms(fn, x, repeats=200, warmup=20):
-    """p50 and p99 wall time of ``fn(x)`` in milliseconds."""
-    for _ in range(warmup):
-        fn(x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - start)
-    return float(np.percentile(times, 50) * 1e3), float(np.percentile(times, 99) * 1e3)
-
-
-def images_per_sec(fn, x, repeats=20, warmup=3):
-    """Throughput of ``fn`` on the batch ``x``."""
-    for _ in range(warmup):
-        fn(x)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn(x)
-    return repeats * len(x) / (time.perf_counter() - start)
-
-
-def inference(depth=20, shortcut="A", batch_size=128):
+def inference(depth=20, shortcut="A", batch_size=128, serving_settings=None):
     """Keras model and exported SavedModel: batch throughput and batch-1 latency.
 
-    The Keras figures call a compiled ``model(x, training=False)``, the
-    SavedModel ones the ``serving_default`` signature TF Serving runs
-    (uint8 in, probabilities, class ids and logits out).
+    The Keras figures call a compiled ``model(x, training=False)`` in this
+    process; the SavedModel ones the ``serving_default`` signature TF
+    Serving runs (uint8 in, probabilities, class ids and logits out), in a
+    process of its own (``serving_speed``).
+
+    Args:
+        depth, shortcut: the CIFAR ResNet.
+        batch_size: the throughput batch.
+        serving_settings: ``{name: {"intra_op": .., "inter_op": .., "env": {..}}}``,
+            the serving-process settings to time; default TensorFlow's own.
+
+    Returns:
+        ``{"keras": figures, "saved_model": figures, "saved_model <name>": ...}``,
+        and ``forward_mflop`` (one image's forward arithmetic).
     """
+    from keras_resnet_cifar.models import stats
     from keras_resnet_cifar.serving import export
 
     model = resnet.resnet_cifar(depth=depth, shortcut=shortcut)
     keras_fn = tf.function(lambda x: model(x, training=False), jit_compile=False)
-    rng = np.random.default_rng(0)
-    batch = rng.integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8)
-    one = batch[:1]
-    results = {}
-    results["keras"] = _serving_figures(lambda x: keras_fn(tf.cast(x, tf.float32)), batch, one)
+    batch = np.random.default_rng(0).integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8)
+    results = {"forward_mflop": 2 * stats.multiply_adds(model) / 1e6}
+    results["keras"] = serving_speed.figures(lambda x: keras_fn(tf.cast(x, tf.float32)), batch)
     with tempfile.TemporaryDirectory() as base:
         path = export.export_saved_model(model, base, model_name="bench", version=1, warmup=False)
-        signature = tf.saved_model.load(path).signatures["serving_default"]
-        results["saved_model"] = _serving_figures(lambda x: signature(image=tf.constant(x)), batch, one)
+        for name, setting in (serving_settings or {"": {}}).items():
+            key = f"saved_model {name}".strip()
+            results[key] = serving_speed.measure(path, batch_size=batch_size, **setting)
     return results
 
 
-def _serving_figures(fn, batch, one):
-    p50, p99 = latency_ms(fn, one)
-    return {
-        "batch_images_per_sec": images_per_sec(fn, batch),
-        "batch_size": len(batch),
-        "latency_p50_ms": p50,
-        "latency_p99_ms": p99,
-    }
+def matmul_gflops(size=4096, repeats=10):
+    """The machine's float32 rate on a large matrix product (best of ``repeats``), GFLOP/s.
+
+    The yardstick for "share of peak": a 4096x4096 product is the most
+    efficient float32 work a CPU's vector units do, run by numpy's BLAS on
+    every core this process may use.
+    """
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def train_mflop(depth, shortcut="A"):
+    """One image's training arithmetic: three forward passes' worth (forward, data and filter gradients)."""
+    from keras_resnet_cifar.models import stats
+
+    return 3 * 2 * stats.multiply_adds(resnet.resnet_cifar(depth=depth, shortcut=shortcut)) / 1e6
 
 
 def imagenet_train_images_per_sec(arch="resnet50", batch_size=32, xla=False, image_size=224, warmup_steps=2, steps=5):

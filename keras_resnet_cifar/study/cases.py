@@ -19,26 +19,31 @@ class TrainCase:
     xla: bool = False
     data: str = "pipeline"  # "pipeline": tf.data with augmentation; "synthetic": one batch repeated
     backend: str = "tensorflow"
+    layout: str = "auto"  # torch only: "auto" (the machine's choice), "channels_first" or "channels_last"
 
     def label(self):
+        layout = "" if self.layout == "auto" else f" {self.layout}"
         return (
-            f"ResNet{self.depth}{self.shortcut} {self.backend} {self.precision} batch {self.batch_size} "
+            f"ResNet{self.depth}{self.shortcut} {self.backend}{layout} {self.precision} batch {self.batch_size} "
             f"{'XLA' if self.xla else 'no XLA'} {self.data}"
         )
 
 
-def train_cases(depths, shortcuts, batch_sizes, data, backends, precisions, xla):
+def train_cases(depths, shortcuts, batch_sizes, data, backends, precisions, xla, layouts=("auto",)):
     """Every combination to time, in the order the table prints.
 
     XLA is a choice only under TensorFlow: JAX always compiles its step and
-    the torch backend's default is eager, so those backends get one case each.
+    the torch backend's default is eager, so those backends get one case
+    each. The layout is a choice only under torch (TensorFlow's CPU kernels
+    take NHWC only).
     """
     cases = []
     for depth, shortcut, batch, source, backend, precision in itertools.product(
         depths, shortcuts, batch_sizes, data, backends, precisions
     ):
         for jit in xla if backend == "tensorflow" else [backend == "jax"]:
-            cases.append(TrainCase(depth, shortcut, precision, batch, jit, source, backend))
+            for layout in layouts if backend == "torch" else ["auto"]:
+                cases.append(TrainCase(depth, shortcut, precision, batch, jit, source, backend, layout))
     return cases
 
 
@@ -60,7 +65,7 @@ def summarize(cases, rounds, default):
         rate = row["images_per_sec"]
         baseline = baselines.setdefault((case.depth, case.shortcut, case.batch_size, case.data), rate)
         row["ratio"] = rate / baseline
-        row["default"] = (case.backend, case.precision, case.xla, case.data) == tuple(default)
+        row["default"] = case.layout == "auto" and (case.backend, case.precision, case.xla, case.data) == tuple(default)
     return rows
 
 
@@ -75,6 +80,11 @@ def with_medians(items, rounds):
         {**item, "images_per_sec": statistics.median(measured), "images_per_sec_rounds": list(measured)}
         for item, measured in zip(items, zip(*rounds))
     ]
+
+
+def share_of_peak(images_per_sec, mflop_per_image, peak_gflops):
+    """The fraction of the machine's float32 peak that ``images_per_sec`` computes."""
+    return images_per_sec * mflop_per_image / 1e3 / peak_gflops
 
 
 def ratio_to_best(rate, peer_rates):

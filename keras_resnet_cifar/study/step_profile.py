@@ -45,8 +45,8 @@ def _summary(prof, wall_s, steps):
     return {"step_ms": wall_ms, "categories": totals}
 
 
-def ours(depth=20, batch_size=128, steps=10, warmup_steps=5, images=None):
-    """The profile of one step of ``tools/train.py``'s default training under torch."""
+def ours(depth=20, batch_size=128, steps=10, warmup_steps=5, images=None, precision="float32"):
+    """The profile of one step of ``tools/train.py``'s training under torch, in ``precision``."""
     import keras
     import tensorflow as tf  # noqa: F401 (the pipeline)
 
@@ -60,7 +60,11 @@ def ours(depth=20, batch_size=128, steps=10, warmup_steps=5, images=None):
     if images is None:
         images = rng.integers(0, 256, (4 * batch_size, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, len(images)).astype(np.int64)
-    model = runner.training_model(lambda **layout: resnet.resnet_cifar(depth=depth, **layout))
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = runner.training_model(lambda **layout: resnet.resnet_cifar(depth=depth, **layout))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     model.compile(
         optimizer=optimizer.sgd(0.01, 0.9, 1e-4),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -82,7 +86,7 @@ def ours(depth=20, batch_size=128, steps=10, warmup_steps=5, images=None):
                 clock["wall"] = time.perf_counter() - clock["start"]
                 prof.__exit__(None, None, None)
 
-    model.fit(data, epochs=1, steps_per_epoch=warmup_steps + steps, verbose=0, callbacks=[Tracer()])
+    model.fit(data, epochs=1, steps_per_epoch=warmup_steps + steps, verbose=0, callbacks=[Tracer()], shuffle=False)
     return _summary(prof, clock["wall"], steps)
 
 
@@ -92,13 +96,13 @@ def _profiler():
     return profile(activities=[ProfilerActivity.CPU])
 
 
-def peer(depth=20, batch_size=128, steps=10, warmup_steps=5):
-    """The same profile of the PyTorch peer (float32, NCHW, one in-memory batch)."""
+def peer(depth=20, batch_size=128, steps=10, warmup_steps=5, setting="float32"):
+    """The same profile of the PyTorch peer (eager, one in-memory batch) in ``setting`` (``torch_peer.SETTINGS``)."""
     import torch
 
     from keras_resnet_cifar.study import torch_peer
 
-    net = torch_peer.build((depth - 2) // 6)
+    net = torch_peer._prepare(torch_peer.build((depth - 2) // 6), setting, compile_model=False)
     net.train()
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     rng = np.random.default_rng(0)
@@ -108,7 +112,9 @@ def peer(depth=20, batch_size=128, steps=10, warmup_steps=5):
     def run(n):
         for _ in range(n):
             opt.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(net(images), labels).backward()
+            with torch_peer._autocast(setting):
+                loss = torch.nn.functional.cross_entropy(net(images), labels)
+            loss.backward()
             opt.step()
 
     run(warmup_steps)

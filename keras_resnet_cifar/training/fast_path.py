@@ -40,7 +40,13 @@ def unavailable_reason():
         from keras.src.models.functional import Functional
     except ImportError:
         return "keras.src.models.functional, which the fast path uses, is missing"
-    for owner, attribute in ((Functional, "_run_through_graph"), (torch, "_foreach_add")):
+    from keras.src.backend.common import variables
+
+    for owner, attribute in (
+        (Functional, "_run_through_graph"),
+        (torch, "_foreach_add"),
+        (variables, "AutocastScope"),
+    ):
         if not hasattr(owner, attribute):
             return f"{owner.__name__}.{attribute}, which the fast path uses, is missing"
     return None

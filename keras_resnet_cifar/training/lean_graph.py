@@ -8,9 +8,13 @@ Python dominates) took 26 ms against PyTorch's 5.6 ms; calling each layer's
 ``call`` directly, as ``LeanGraph`` does, took 12 ms.
 
 What ``__call__`` adds is not needed by the runner's training model: its
-layers are built, float32, unmasked and without activity regularisers, so
-``LeanGraph`` is used for that model only, and only under a float32 policy
-(mixed precision needs the autocasting).
+layers are built, unmasked and without activity regularisers, so
+``LeanGraph`` is used for that model only. Under a mixed policy it keeps the
+one part that matters, the autocasting: each layer's floating inputs cast
+to its compute dtype, and its variables read in that dtype inside an
+``AutocastScope``, as ``__call__`` does (through ``__call__``, a ResNet8
+step in mixed_bfloat16 spent 38.5 ms with no operator running, against
+PyTorch's 3.3, on a 2-core Zen 4).
 """
 
 import inspect
@@ -28,7 +32,7 @@ class LeanGraph(keras.Model):
     def call(self, inputs, training=None, mask=None):
         calls = self.__dict__.get("_lean_calls")
         if calls is None:
-            calls = {id(op): (op.call, "training" in inspect.signature(op.call).parameters) for op in self.operations}
+            calls = {id(op): _plain_call(op) for op in self.operations}
             # Set past Keras's attribute tracking: a cache, not model state.
             object.__setattr__(self, "_lean_calls", calls)
 
@@ -36,13 +40,53 @@ class LeanGraph(keras.Model):
             call, takes_training = calls[id(op)]
             return (lambda *args, **kwargs: call(*args, training=training, **kwargs)) if takes_training else call
 
-        # Layer.__call__ would cast the uint8 images to the first layer's dtype.
-        return self._run_through_graph(keras.ops.cast(inputs, self.compute_dtype), operation_fn=operation_fn)
+        # Functional.__call__ casts the images to the Input's dtype (float32 in every policy).
+        inputs = keras.ops.cast(inputs, self.inputs[0].dtype)
+        if self.compute_dtype == self.variable_dtype:
+            return self._run_through_graph(inputs, operation_fn=operation_fn)
+        from keras.src.backend.common.variables import AutocastScope  # checked by fast_path
+
+        # This model's own __call__ opened a scope that would read every
+        # variable in its compute dtype; each mixed layer opens its own
+        # (``_plain_call``), and float32 layers read theirs in float32.
+        with AutocastScope(None):
+            return self._run_through_graph(inputs, operation_fn=operation_fn)
+
+
+def _plain_call(op):
+    """``(call, takes_training)``: ``op.call``, with ``__call__``'s autocasting where ``op`` is mixed."""
+    takes_training = "training" in inspect.signature(op.call).parameters
+    if not isinstance(op, keras.layers.Layer):
+        return op.call, takes_training
+    compute = op.compute_dtype
+    if compute == op.variable_dtype or not op.autocast:
+        # Float32 layers (the classifier of a mixed model, or any layer of a
+        # float32 one) take float32 inputs as __call__ would give them.
+        if compute != "float32" or not keras.mixed_precision.dtype_policy().name.startswith("mixed"):
+            return op.call, takes_training
+
+        def cast_call(*args, **kwargs):
+            return op.call(*keras.tree.map_structure(lambda x: _cast(x, compute), args), **kwargs)
+
+        return cast_call, takes_training
+    from keras.src.backend.common.variables import AutocastScope  # checked by fast_path
+
+    def mixed_call(*args, **kwargs):
+        with AutocastScope(compute):
+            return op.call(*keras.tree.map_structure(lambda x: _cast(x, compute), args), **kwargs)
+
+    return mixed_call, takes_training
+
+
+def _cast(x, dtype):
+    """``x`` in ``dtype`` when it is a floating tensor of another dtype, as ``Layer.__call__`` converts inputs."""
+    if not hasattr(x, "dtype"):
+        return x
+    current = keras.backend.standardize_dtype(x.dtype)
+    return keras.ops.cast(x, dtype) if current != dtype and keras.backend.is_float_dtype(current) else x
 
 
 def wrap(model):
-    """``model`` as a ``LeanGraph`` when the global dtype policy is float32, else ``model`` itself."""
-    if keras.mixed_precision.dtype_policy().name != "float32":
-        return model
+    """``model`` as a ``LeanGraph``: the same layers and variables, each layer's ``call`` run directly."""
     outputs = model.outputs[0] if len(model.outputs) == 1 else model.outputs
     return LeanGraph(inputs=model.inputs, outputs=outputs, name=model.name)

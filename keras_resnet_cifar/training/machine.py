@@ -35,22 +35,66 @@ def cpu_info():
     return info
 
 
-def cpu_has_amx():
-    """True when the CPU advertises AMX-BF16 (Sapphire Rapids and later)."""
-    return "amx_bf16" in cpu_info()["cpu_flags"]
+def cpu_class(flags=None):
+    """The CPU class this machine's defaults are chosen for, from its flags.
+
+    Args:
+        flags: CPU flags; default this machine's (``cpu_info``).
+
+    Returns:
+        "amx" (AMX-BF16: Sapphire Rapids and later), "avx512_bf16"
+        (AVX-512 with bfloat16 dot products, no AMX: AMD Zen 4, Cooper Lake),
+        "avx512" (AVX-512F: Skylake-SP to Ice Lake), "avx2" (AVX2 and FMA:
+        AMD Zen 2 and 3, Haswell and later clients) or "other".
+    """
+    flags = cpu_info()["cpu_flags"] if flags is None else set(flags)
+    if "amx_bf16" in flags:
+        return "amx"
+    if "avx512f" in flags:
+        return "avx512_bf16" if "avx512_bf16" in flags else "avx512"
+    if {"avx2", "fma"} <= flags:
+        return "avx2"
+    return "other"
+
+
+# Every CPU default, by class, from tools/benchmark.py runs on that class
+# (same-run ratios, medians of interleaved rounds; docs/performance.md,
+# "Defaults chosen", has the runs).
+# - backend: torch trained ResNet20 at 1.36-1.8x TensorFlow's rate on AVX2
+#   (Zen 3), 1.18x in float32 and 1.38x in mixed_bfloat16 on Zen 4; with
+#   AMX, TensorFlow's oneDNN bfloat16 kernels ran 608 against 520 images/s
+#   in float32 (Sapphire Rapids).
+# - bfloat16: the backends whose bfloat16 kernels run in hardware here, which
+#   "auto" trains in mixed_bfloat16. On Zen 4 (AVX512-BF16) the torch backend
+#   trained at 1.59x its float32 rate (680 against 429 images/s) and
+#   TensorFlow at 1.35x (493 against 364), and the same-seed 10-epoch
+#   ResNet20 run reached 82.34% against 82.06% in float32. Without bfloat16
+#   instructions it is emulated (0.07-0.08x float32 on Zen 3).
+# - torch_layout: channels_first. channels_last (NHWC memory, which oneDNN's
+#   AVX-512 kernels take) trained at 0.93x of it on Zen 4, in float32 (397
+#   against 429) and in mixed_bfloat16 (630 against 680). NCHW is PyTorch's
+#   own layout.
+CPU_DEFAULTS = {
+    "amx": {"backend": "tensorflow", "bfloat16": ("tensorflow", "torch", "jax"), "torch_layout": "channels_first"},
+    "avx512_bf16": {"backend": "torch", "bfloat16": ("tensorflow", "torch"), "torch_layout": "channels_first"},
+    "avx512": {"backend": "torch", "bfloat16": (), "torch_layout": "channels_first"},
+    "avx2": {"backend": "torch", "bfloat16": (), "torch_layout": "channels_first"},
+    "other": {"backend": "torch", "bfloat16": (), "torch_layout": "channels_first"},
+}
+
+
+def cpu_default(setting):
+    """This machine's CPU class's ``setting`` from ``CPU_DEFAULTS``."""
+    return CPU_DEFAULTS[cpu_class()][setting]
 
 
 def resolve_backend(backend, num_processes=1):
     """The Keras backend to train under: the caller's choice, else the faster one here.
 
     Several processes train under JAX only (``distributed.py`` says why), so
-    "auto" is jax for them.
-
-    "auto": TensorFlow with a GPU (its mixed_float16 path) or with AMX-BF16
-    (oneDNN's bfloat16 kernels); on other CPUs torch where it is installed:
-    on a 2-core AVX2 EPYC, ResNet20 trained at 1.36x TensorFlow's rate under
-    it, fed by the same pipeline in the same run (README, Performance).
-    Without torch, TensorFlow.
+    "auto" is jax for them. With a GPU, TensorFlow (its mixed_float16 path);
+    on a CPU, its class's backend in ``CPU_DEFAULTS``, TensorFlow where that
+    is torch and torch is not installed.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}. Received: backend={backend!r}")
@@ -58,9 +102,10 @@ def resolve_backend(backend, num_processes=1):
         return backend
     if num_processes > 1:
         return "jax"
-    if has_gpu() or cpu_has_amx():
+    if has_gpu():
         return "tensorflow"
-    return "torch" if installed("torch") else "tensorflow"
+    chosen = cpu_default("backend")
+    return chosen if chosen == "tensorflow" or installed(chosen) else "tensorflow"
 
 
 def select_backend(backend, num_processes=1):
@@ -88,14 +133,16 @@ def select_backend(backend, num_processes=1):
 
 
 def resolve_data_format(backend):
-    """The layout a model trains in: channels_first where the backend computes in it.
+    """The layout a model trains in.
 
-    Keras's torch backend computes convolutions in NCHW and transposes
-    around every one of them in channels_last; PyTorch's fused BatchNorm
-    (``torch_layers.py``) also wants the channels on axis 1.
-    TensorFlow's CPU kernels take NHWC only.
+    Under torch, the CPU class's ``torch_layout``: Keras's channels_last
+    there is NCHW convolutions on NHWC memory (PyTorch's channels_last
+    memory format), channels_first plain NCHW. TensorFlow's CPU kernels
+    take NHWC only, and JAX trains in the saved model's layout.
     """
-    return "channels_first" if backend == "torch" else "channels_last"
+    if backend != "torch":
+        return "channels_last"
+    return "channels_first" if has_gpu() else cpu_default("torch_layout")
 
 
 def installed(module):
@@ -120,17 +167,15 @@ def has_gpu():
         return False
 
 
-def resolve_precision(precision):
-    """ "auto": mixed_float16 with a GPU; on CPU mixed_bfloat16 where AMX runs it, else float32.
-
-    Without AMX-BF16 (for example AVX2-only CPUs) bfloat16 is emulated and
-    several times slower than float32.
+def resolve_precision(precision, backend="tensorflow"):
+    """ "auto": mixed_float16 with a GPU; on a CPU mixed_bfloat16 where ``backend``'s
+    bfloat16 kernels run in hardware (``CPU_DEFAULTS``), else float32.
     """
     if precision != "auto":
         return precision
     if has_gpu():
         return "mixed_float16"
-    return "mixed_bfloat16" if cpu_has_amx() else "float32"
+    return "mixed_bfloat16" if backend in cpu_default("bfloat16") else "float32"
 
 
 def resolve_xla(xla, precision, deterministic, replicas, backend="tensorflow"):
@@ -138,9 +183,10 @@ def resolve_xla(xla, precision, deterministic, replicas, backend="tensorflow"):
 
     Measured with tools/benchmark.py on a 2-core AVX2 CPU (docs/performance.md):
     for float32, XLA gains 2-6% on ResNet20 and loses 10% on ResNet56, so it
-    stays off, as Keras's "auto" has it on CPUs. For mixed_bfloat16 on a CPU
-    without AMX, TensorFlow's own kernels emulate bfloat16 (about 22 images/s
-    for ResNet20, against 133-217 with XLA), so XLA goes on. With AMX,
+    stays off, as Keras's "auto" has it on CPUs. For mixed_bfloat16 where
+    ``CPU_DEFAULTS`` does not list TensorFlow's bfloat16 kernels as running in
+    hardware, they emulate it (about 22 images/s for ResNet20 on AVX2,
+    against 133-217 with XLA), so XLA goes on. With AMX or AVX512-BF16,
     oneDNN's bfloat16 kernels run without XLA. Deterministic and
     multi-replica runs never get XLA by default. Under JAX the step is always
     compiled (uncompiled JAX is many times slower); under torch,
@@ -154,7 +200,7 @@ def resolve_xla(xla, precision, deterministic, replicas, backend="tensorflow"):
         return "auto"
     if deterministic or replicas != 1:
         return False
-    return precision == "mixed_bfloat16" and not cpu_has_amx()
+    return precision == "mixed_bfloat16" and backend not in cpu_default("bfloat16")
 
 
 def make_strategy(name):

@@ -35,7 +35,7 @@ def prepare(options):
     metrics_path = os.path.join(model_dir, "metrics.json")
     try:
         if callbacks.backup_epoch(backup_dir):
-            return "unfinished"
+            return  # an unfinished run, resumed
     except TrainingError:
         if not options.overwrite:  # a backup we cannot read is never deleted unasked
             raise
@@ -45,13 +45,12 @@ def prepare(options):
                 f"{model_dir} already holds a finished run (model.keras, metrics.json); "
                 "pass --overwrite or choose another --model_dir"
             )
-        return "trained"
+        return  # trained, not yet evaluated: finished from model.keras
     # A fresh start: nothing of an earlier run may be taken for this one's.
     for name in ("model.keras", "metrics.json", "metrics.csv"):
         if os.path.exists(os.path.join(model_dir, name)):
             os.remove(os.path.join(model_dir, name))
     shutil.rmtree(backup_dir, ignore_errors=True)
-    return "new"
 
 
 def check_resume(options, resolved, keys):

@@ -122,7 +122,7 @@ def _run_held(options, make_task, log, cluster):
             f"tensorflow backend, not {backend}: pass --backend=tensorflow"
         )
     inputs.check_input(input_kind, task, cluster)
-    precision = machine.resolve_precision(options.precision)
+    precision = machine.resolve_precision(options.precision, backend)
     strategy = machine.make_strategy(options.strategy) if backend == "tensorflow" else None
     replicas = (
         strategy.num_replicas_in_sync
@@ -153,13 +153,14 @@ def _run_held(options, make_task, log, cluster):
     distributed.agree(cluster, dict({k: resolved.get(k) for k in shared}, **state))
     if state["state"] != "new":  # every process: a refusal stops them all
         run_dir.check_resume(options, resolved, RESUME_KEYS + tuple(task.resume_keys))
+    setup = Setup(precision, strategy, xla, input_kind, replicas, cluster)
     if not cluster.is_chief:
         log(
             f"Process {cluster.process_id} of {cluster.num_processes}: {options.batch_size // cluster.num_processes} "
             f"images a step of the global batch {options.batch_size}; process 0 writes the outputs"
         )
         if state["state"] != "trained":
-            _train(task, options, Setup(precision, strategy, xla, input_kind, replicas, cluster), log)
+            _train(task, options, setup, log)
         return None
     files.write_json(os.path.join(options.model_dir, "config.json"), resolved)
     files.write_text(os.path.join(options.model_dir, "labels.txt"), "\n".join(task.class_names) + "\n")
@@ -174,7 +175,7 @@ def _run_held(options, make_task, log, cluster):
             f"{task.settings['schedule']} schedule peak lr {task.settings['learning_rate']:g}, "
             f"{task.total_steps:,} steps = {task.epochs} epochs of {task.steps_per_epoch}"
         )
-        final = _train(task, options, Setup(precision, strategy, xla, input_kind, replicas, cluster), log)
+        final = _train(task, options, setup, log)
     return _finish(final, task, options, input_kind, log)
 
 
@@ -211,11 +212,9 @@ def _train(task, options, setup, log):
             done = callbacks.restore(model, backup_dir)
             if not done and task.init_weights:
                 task.init_weights(model)
-        if not cluster.is_chief:
-            pass
-        elif done >= task.epochs:
+        if cluster.is_chief and done >= task.epochs:
             log(f"Resuming from {backup_dir}: all {done} epoch(s) done, nothing left to train")
-        elif done:
+        elif cluster.is_chief and done:
             log(f"Resuming from {backup_dir}: {done} epoch(s) done, going on with epoch {done + 1}")
         verbose = options.verbose if options.verbose is not None else (1 if sys.stdout.isatty() else 0)
         run_callbacks = [
@@ -244,7 +243,7 @@ def _train(task, options, setup, log):
         raise
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    array_input.record_weights(net.get_weights(), cluster.process_id)
+    array_input.record_weights(net, cluster.process_id)
     # Every later model lives in this process alone: the weights are each
     # process's own replica, and process 0 saves them without the others.
     distributed.leave_distribution()
@@ -279,19 +278,21 @@ def _writing_callbacks(task, options, verbose, log):
     return found
 
 
-def training_model(build_model, log=None):
+def training_model(build_model, log=None, data_format=None):
     """The model as it trains under this backend: its layout, no regularisers; under torch, fused and lean.
 
     Args:
         build_model: ``(data_format, weight_decay) -> model``, as ``Task.build_model``.
         log: where ``fast_path`` says that it falls back to the stock path.
+        data_format: the layout; default the machine's (``machine.resolve_data_format``).
 
     Returns:
         A model with the saved model's weights in the same order, so one's
         weights set the other's. Its weight decay belongs in the optimizer
         (``optimizer.sgd``).
     """
-    model = build_model(data_format=machine.resolve_data_format(keras.backend.backend()), weight_decay=0)
+    data_format = data_format or machine.resolve_data_format(keras.backend.backend())
+    model = build_model(data_format=data_format, weight_decay=0)
     return fast_path.accelerate(model, log)
 
 

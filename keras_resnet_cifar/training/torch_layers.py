@@ -22,8 +22,11 @@ import keras
 class FusedBatchNormalization(keras.layers.BatchNormalization):
     """``keras.layers.BatchNormalization`` with PyTorch's fused kernel for training.
 
-    The fused path is taken in training, on float32 ``channels_first``
-    tensors under the torch backend. It computes what the stock layer
+    The fused path is taken in training, on float32 or bfloat16 tensors
+    (mixed_bfloat16: PyTorch's kernel takes them with the float32 scale and
+    offset and computes the statistics in float32, as Keras's layer does) under the torch
+    backend, with the channels on axis 1 or last (there PyTorch sees the
+    NCHW view of the NHWC tensor: channels_last memory, no copy). It computes what the stock layer
     computes: the output normalised with the batch's mean and biased
     variance, and the moving averages updated with them (not with PyTorch's
     unbiased variance).
@@ -35,13 +38,16 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             and self.trainable
             and mask is None
             and not self.renorm
-            and self.axis == 1
+            and self.axis in (1, -1, inputs.ndim - 1)
             and keras.backend.backend() == "torch"
-            and keras.backend.standardize_dtype(inputs.dtype) == "float32"
+            and keras.backend.standardize_dtype(inputs.dtype) in ("float32", "bfloat16")
         ):
             return super().call(inputs, training=training, mask=mask)
         import torch  # only on this path: the torch backend is in use
 
+        channels_last = self.axis != 1
+        if channels_last:
+            inputs = torch.movedim(inputs, -1, 1)
         # No running statistics passed: PyTorch would update them with the
         # unbiased variance. It returns the batch mean and 1/sqrt(var + eps).
         outputs, mean, inv_std = torch.native_batch_norm(
@@ -61,7 +67,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             # against 13.4 ms at batch 2).
             for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
                 moving.value.mul_(self.momentum).add_(batch, alpha=1.0 - self.momentum)
-        return outputs
+        return torch.movedim(outputs, 1, -1) if channels_last else outputs
 
 
 class StridedSubsample(keras.layers.MaxPooling2D):
