@@ -130,3 +130,15 @@ def test_latency_percentiles_are_ordered():
     p50, p99 = serving_speed.percentiles_ms(calls.append, 0, repeats=50, warmup=5)
     assert len(calls) == 55
     assert 0 <= p50 <= p99
+
+
+def test_the_serving_timer_refuses_a_bad_spec_in_one_line():
+    for args in ([], ['{"path": "x"}'], ["not json"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "keras_resnet_cifar.study.serving_speed", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 2 and out.stderr.startswith("usage: python -m keras_resnet_cifar.study.serving_speed")
+        assert len(out.stderr.splitlines()) == 1

@@ -1,13 +1,13 @@
 """A SavedModel's serving speed, timed in a process of its own as TF Serving runs it.
 
-A process that has also trained, or imported torch, times the same graph
-slower: on a 2-core Ice Lake the batch-1 p50 was 5.71 ms in the benchmark's
-process against 3.24-3.50 ms in a process of its own. So the benchmark
-exports the model and runs this module as a child that imports TensorFlow
-only, sets the serving threads before anything runs, loads the SavedModel
-and calls its ``serving_default`` signature on uint8 images.
+A server runs the SavedModel alone in its process. Timed inside the
+benchmark, after the training cases and torch, it would share thread pools
+and allocator state with them. So the benchmark exports the model and runs
+this module as a child that imports TensorFlow only, sets the serving
+threads before anything runs, loads the SavedModel and calls its
+``serving_default`` signature on uint8 images.
 
-    python -m keras_resnet_cifar.study.serving_speed '{"path": ".../1", "intra_op": 1}'
+    python -m keras_resnet_cifar.study.serving_speed '{"path": ".../1", "intra_op": 1, "inter_op": 0, "batch_size": 128}'
 
 prints one JSON line: ``batch_images_per_sec``, ``batch_size``,
 ``latency_p50_ms``, ``latency_p99_ms``.
@@ -89,7 +89,16 @@ def figures(fn, batch):
 
 
 def main(argv):
-    spec = json.loads(argv[1])
+    try:
+        spec = json.loads(argv[1])
+        spec = {key: spec[key] for key in ("path", "intra_op", "inter_op", "batch_size")}
+    except (IndexError, ValueError, TypeError, KeyError):
+        print(
+            'usage: python -m keras_resnet_cifar.study.serving_speed \'{"path": ..., "intra_op": 0, '
+            '"inter_op": 0, "batch_size": 128}\'',
+            file=sys.stderr,
+        )
+        return 2
     import tensorflow as tf
 
     # Before any op runs: TensorFlow fixes its thread pools on first use.
