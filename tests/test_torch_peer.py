@@ -39,6 +39,6 @@ def test_each_compiled_timing_starts_with_a_fresh_dynamo_cache(monkeypatch):
     calls = []
     monkeypatch.setattr(torch._dynamo, "reset", lambda: calls.append("reset"))
     monkeypatch.setattr(torch, "compile", lambda net: calls.append("compile") or net)
-    torch_peer._prepare(torch_peer.build(1), "float32", compile_model=True)
-    torch_peer._prepare(torch_peer.build(1), "channels_last", compile_model=False)
+    torch_peer.prepare(torch_peer.build(1), "float32", compile_model=True)
+    torch_peer.prepare(torch_peer.build(1), "channels_last", compile_model=False)
     assert calls == ["reset", "compile"]

@@ -31,6 +31,9 @@ def _config(tmp_path, data_dir, **kwargs):
         learning_rate=0.05,
         validation_split=0.25,
         verbose=0,
+        # float32 on every CPU class: these tests compare the epochs' own
+        # validation figures with the float32 saved model's evaluation.
+        precision="float32",
     )
     defaults.update(kwargs)
     return train.TrainConfig(**defaults)

@@ -102,7 +102,7 @@ def peer(depth=20, batch_size=128, steps=10, warmup_steps=5, setting="float32"):
 
     from keras_resnet_cifar.study import torch_peer
 
-    net = torch_peer._prepare(torch_peer.build((depth - 2) // 6), setting, compile_model=False)
+    net = torch_peer.prepare(torch_peer.build((depth - 2) // 6), setting, compile_model=False)
     net.train()
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     rng = np.random.default_rng(0)
@@ -112,7 +112,7 @@ def peer(depth=20, batch_size=128, steps=10, warmup_steps=5, setting="float32"):
     def run(n):
         for _ in range(n):
             opt.zero_grad(set_to_none=True)
-            with torch_peer._autocast(setting):
+            with torch_peer.autocast(setting):
                 loss = torch.nn.functional.cross_entropy(net(images), labels)
             loss.backward()
             opt.step()

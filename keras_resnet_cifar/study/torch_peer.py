@@ -82,7 +82,8 @@ def trainable_params(net):
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
-def _prepare(net, setting, compile_model):
+def prepare(net, setting, compile_model):
+    """``net`` in ``setting``'s memory format, under ``torch.compile`` when ``compile_model``."""
     import torch
 
     if setting not in SETTINGS:
@@ -98,7 +99,8 @@ def _prepare(net, setting, compile_model):
     return torch.compile(net)
 
 
-def _autocast(setting):
+def autocast(setting):
+    """The autocast context of ``setting``: bfloat16 on the CPU for the bfloat16 settings, else none."""
     import contextlib
 
     import torch
@@ -121,14 +123,14 @@ def train_images_per_sec(n=3, setting="float32", batch_size=128, warmup_steps=5,
     """Steady-state training rate of the peer on one in-memory batch (as our "synthetic" data)."""
     import torch
 
-    net = _prepare(build(n), setting, compile_model)
+    net = prepare(build(n), setting, compile_model)
     net.train()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     images, labels = _batch(batch_size)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(setting):
+        with autocast(setting):
             loss = torch.nn.functional.cross_entropy(net(images), labels)
         loss.backward()
         optimizer.step()
@@ -145,12 +147,12 @@ def inference(n=3, setting="float32", batch_size=128, compile_model=False, repea
     """Batch throughput and batch-1 latency (p50, p99) of the peer in eval mode."""
     import torch
 
-    net = _prepare(build(n), setting, compile_model).eval()
+    net = prepare(build(n), setting, compile_model).eval()
     batch, _ = _batch(batch_size)
     one = batch[:1]
 
     def run(x):
-        with torch.no_grad(), _autocast(setting):
+        with torch.no_grad(), autocast(setting):
             return net(x)
 
     for _ in range(3):
