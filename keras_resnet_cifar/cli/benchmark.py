@@ -164,7 +164,8 @@ def main(argv):
         result["train"] = study_cases.summarize(cases, our_rounds, default)
         for row, case in zip(result["train"], cases):
             rate, measured = row["images_per_sec"], row["images_per_sec_rounds"]
-            row["share_of_peak"] = study_cases.share_of_peak(rate, benchmark.train_mflop(case.depth), peak)
+            mflop = benchmark.train_mflop(case.depth, case.shortcut)
+            row["share_of_peak"] = study_cases.share_of_peak(rate, mflop, peak)
             mark = "  <- tools/train.py default" if row["default"] else ""
             print(
                 f"{case.label():<86} {rate:>8,.0f} {row['ratio']:>6.2f} {row['share_of_peak']:>5.0%}"

@@ -8,6 +8,7 @@ child process, ``train_rates``); the input pipeline, inference and the
 SavedModel are TensorFlow's.
 """
 
+import functools
 import json
 import os
 import platform
@@ -199,8 +200,12 @@ def matmul_gflops(size=4096, repeats=10):
     return 2 * size**3 / best / 1e9
 
 
+@functools.cache
 def train_mflop(depth, shortcut="A"):
-    """One image's training arithmetic: three forward passes' worth (forward, data and filter gradients)."""
+    """One image's training arithmetic: three forward passes' worth (forward, data and filter gradients).
+
+    Cached: the benchmark asks it for every row, and each answer builds the network.
+    """
     from keras_resnet_cifar.models import stats
 
     return 3 * 2 * stats.multiply_adds(resnet.resnet_cifar(depth=depth, shortcut=shortcut)) / 1e6

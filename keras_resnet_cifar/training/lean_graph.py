@@ -54,28 +54,27 @@ class LeanGraph(keras.Model):
 
 
 def _plain_call(op):
-    """``(call, takes_training)``: ``op.call``, with ``__call__``'s autocasting where ``op`` is mixed."""
+    """``(call, takes_training)``: ``op.call``, with ``__call__``'s autocasting under a mixed policy."""
     takes_training = "training" in inspect.signature(op.call).parameters
-    if not isinstance(op, keras.layers.Layer):
+    if not isinstance(op, keras.layers.Layer) or not op.autocast:
         return op.call, takes_training
     compute = op.compute_dtype
-    if compute == op.variable_dtype or not op.autocast:
-        # Float32 layers (the classifier of a mixed model, or any layer of a
-        # float32 one) take float32 inputs as __call__ would give them.
-        if compute != "float32" or not keras.mixed_precision.dtype_policy().name.startswith("mixed"):
-            return op.call, takes_training
-
-        def cast_call(*args, **kwargs):
-            return op.call(*keras.tree.map_structure(lambda x: _cast(x, compute), args), **kwargs)
-
-        return cast_call, takes_training
+    # Mixed layers read their variables in the compute dtype; under a mixed
+    # policy float32 ones (the classifier) read theirs as they are, and both
+    # take their floating inputs in the compute dtype, as __call__ gives them.
+    mixed = compute != op.variable_dtype
+    if not mixed and not keras.mixed_precision.dtype_policy().name.startswith("mixed"):
+        return op.call, takes_training
     from keras.src.backend.common.variables import AutocastScope  # checked by fast_path
 
-    def mixed_call(*args, **kwargs):
+    def cast_call(*args, **kwargs):
+        args = keras.tree.map_structure(lambda x: _cast(x, compute), args)
+        if not mixed:
+            return op.call(*args, **kwargs)
         with AutocastScope(compute):
-            return op.call(*keras.tree.map_structure(lambda x: _cast(x, compute), args), **kwargs)
+            return op.call(*args, **kwargs)
 
-    return mixed_call, takes_training
+    return cast_call, takes_training
 
 
 def _cast(x, dtype):
