@@ -9,15 +9,15 @@ import os
 import re
 import shutil
 import sys
-import time
+
+from keras_resnet_cifar import errors
 
 # Every temporary is ".tmp-<pid>-<final name>" beside its final name, so the
 # temporaries of a killed process can be told apart and removed.
 _TEMPORARY = re.compile(r"^\.tmp-(\d+)-(.+)$")
 
 
-class WriteError(Exception):
-    """A file could not be written (full disk, no permission, ...)."""
+WriteError = errors.WriteError
 
 
 def _remove(path):
@@ -163,27 +163,13 @@ def error_text(error, limit=200):
     return re.sub(r"\s*\[Op:[^\]]*\](\s*name:.*)?", "", text).strip()[:limit] or type(error).__name__
 
 
-# Fault-injection hook for the kill tests: with this variable naming a point,
-# the process stops there (printing so) until it is killed.
-PAUSE_ENV = "KERAS_RESNET_CIFAR_PAUSE_AT"
-
-
-def pause_point(name):
-    """Stops here for good when ``$KERAS_RESNET_CIFAR_PAUSE_AT`` is ``name`` (tests only)."""
-    if os.environ.get(PAUSE_ENV) == name:
-        print(f"paused at {name}", flush=True)
-        sys.stderr.flush()
-        while True:
-            time.sleep(60)
-
-
 def write_figure(fig, path, dpi=150):
     """Saves a matplotlib figure to ``path``; the extension (.png, .svg) picks the format."""
     # savefig reads the format from the name, which the temporary name keeps.
     _atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
 
 
-class DirectoryInUse(Exception):
+class DirectoryInUse(errors.Error):
     """Another process holds the directory (``hold_directory``)."""
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from keras_resnet_cifar.data import array_input, arrays, augment, input_pipeline
 from tests import datagen
-from tests.helpers import REPO
+from tests.helpers import HOOKS, REPO
 
 # Runs a tool with every "import tensorflow" failing, as on the GPU machine.
 NO_TF = textwrap.dedent(
@@ -117,8 +117,9 @@ def test_npz_round_trip_and_errors(tmp_path):
         arrays.load_npz(str(tmp_path / "gray.npz"))
 
 
-def _run_without_tf(*args, env=None):
-    env = {"KERAS_BACKEND": "jax", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **(env or {})}
+def _run_without_tf(*args, env_extra=None):
+    env = {"KERAS_BACKEND": "jax", "PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join([str(HOOKS), str(REPO)])}
+    env.update(env_extra or {})
     return subprocess.Popen(
         [sys.executable, "-c", NO_TF, *args],
         stdout=subprocess.PIPE,
@@ -195,7 +196,7 @@ def test_training_without_tensorflow_resumes_and_exports_later(tmp_path):
         "--verbose=0",
         f"--model_dir={run}",
     ]
-    proc = _run_without_tf(*args, env={"KERAS_RESNET_CIFAR_PAUSE_AT": "step3"})
+    proc = _run_without_tf(*args, env_extra={"KRC_TEST_PAUSE_AT": "step3"})
     try:
         first = _wait_for(proc, "paused at step3")  # in epoch 2 (2 steps an epoch)
     finally:

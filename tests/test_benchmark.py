@@ -8,72 +8,23 @@ import pytest
 
 from keras_resnet_cifar.study import serving_speed
 from keras_resnet_cifar.training import machine
-from tests.helpers import REPO
-
-
-def _tool(*args):
-    return subprocess.run(
-        [sys.executable, str(REPO / "tools" / "benchmark.py"), *args], capture_output=True, text=True, timeout=600
-    )
+from tests.helpers import run_tool
 
 
 @pytest.mark.slow
-def test_tool_writes_every_figure(tmp_path):
+def test_tool_writes_every_figure_with_the_peer_and_the_default_marked(tmp_path):
+    # One run for every figure: the fixed costs (the peak, the pipeline, the SavedModel) are paid once.
+    backend = machine.resolve_backend("auto")
+    precision = machine.resolve_precision("auto", backend)
+    precisions = list(dict.fromkeys(["float32", precision]))  # this machine's default is in the grid
     out = tmp_path / "bench.json"
-    result = _tool(
+    result = run_tool(
+        "benchmark.py",
         "--depths=8",
-        "--precisions=float32",
+        f"--precisions={','.join(precisions)}",
         "--xla=off",
         "--data=pipeline,synthetic",
         "--backends=tensorflow,torch",
-        "--steps=2",
-        "--warmup_steps=1",
-        f"--json={out}",
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(out.read_text())
-    assert report["machine"]["cpu_count"] >= 1 and report["machine"]["tensorflow"]
-    assert report["pipeline_images_per_sec"] > 0
-    # Each rate is also a share of the float32 peak measured in the same run.
-    assert report["peak_gflops"] > 0 and "GFLOP/s" in result.stdout
-    assert [(r["data"], r["backend"], r["depth"]) for r in report["train"]] == [
-        ("pipeline", "tensorflow", 8),
-        ("pipeline", "torch", 8),
-        ("synthetic", "tensorflow", 8),
-        ("synthetic", "torch", 8),
-    ]
-    assert all(r["images_per_sec"] > 0 for r in report["train"])
-    resnet8_train_mflop = 3 * 2 * 12_239_488 / 1e6  # ResNet8 multiply-adds; three forward passes, 2 FLOP each
-    for row in report["train"]:
-        assert row["share_of_peak"] == pytest.approx(
-            row["images_per_sec"] * resnet8_train_mflop / 1e3 / report["peak_gflops"]
-        )
-    assert report["train"][0]["ratio"] == report["train"][2]["ratio"] == 1.0
-    assert report["train"][1]["ratio"] == pytest.approx(
-        report["train"][1]["images_per_sec"] / report["train"][0]["images_per_sec"]
-    )
-    # The row marked as tools/train.py's default is the backend --backend=auto picks, on the pipeline.
-    defaults = [(r["backend"], r["data"]) for r in report["train"] if r["default"]]
-    assert defaults in ([], [(machine.resolve_backend("auto"), "pipeline")])
-    backend = machine.resolve_backend("auto")
-    if backend == "torch" and machine.resolve_precision("auto", backend) == "float32":  # in this grid
-        assert defaults and "<- tools/train.py default" in result.stdout
-    for kind in ("keras", "saved_model"):
-        figures = report["inference"]["resnet8A"][kind]
-        assert figures["batch_images_per_sec"] > 0 and figures["share_of_peak"] > 0
-        assert 0 < figures["latency_p50_ms"] <= figures["latency_p99_ms"]
-    assert "img/s" in result.stdout and "saved_model" in result.stdout
-
-
-@pytest.mark.slow
-def test_peer_figures_and_ratios(tmp_path):
-    out = tmp_path / "bench.json"
-    result = _tool(
-        "--depths=8",
-        "--precisions=float32",
-        "--xla=off",
-        "--data=synthetic",
-        "--backends=tensorflow",
         "--steps=1",
         "--warmup_steps=1",
         "--peer=torch",
@@ -83,19 +34,39 @@ def test_peer_figures_and_ratios(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.read_text())
+    assert report["machine"]["cpu_count"] >= 1 and report["machine"]["tensorflow"]
+    assert report["pipeline_images_per_sec"] > 0
+    # Each rate is also a share of the float32 peak measured in the same run.
+    assert report["peak_gflops"] > 0 and "GFLOP/s" in result.stdout
+    assert [(r["data"], r["backend"], r["precision"]) for r in report["train"]] == [
+        (data, b, p) for data in ("pipeline", "synthetic") for b in ("tensorflow", "torch") for p in precisions
+    ]
+    resnet8_train_mflop = 3 * 2 * 12_239_488 / 1e6  # ResNet8 multiply-adds; three forward passes, 2 FLOP each
+    for row in report["train"]:
+        assert row["share_of_peak"] == pytest.approx(
+            row["images_per_sec"] * resnet8_train_mflop / 1e3 / report["peak_gflops"]
+        )
+    first = report["train"][0]
+    assert first["ratio"] == 1.0
+    assert report["train"][1]["ratio"] == pytest.approx(report["train"][1]["images_per_sec"] / first["images_per_sec"])
+    # Exactly one row is tools/train.py's default here: --backend=auto's backend and precision, on the pipeline.
+    marked = [(r["backend"], r["precision"], r["data"]) for r in report["train"] if r["default"]]
+    assert marked == [(backend, precision, "pipeline")]
+    assert result.stdout.count("<- tools/train.py default") == 1
+    # Every case, ours and the peer's, is timed once a round and reported as its median.
     peer = report["peer"]
     assert peer["framework"].startswith("torch ")
     assert [r["setting"] for r in peer["train"]] == ["float32", "channels_last"]
-    (ours,) = report["train"]
-    # Every case is timed once a round, and reported as its median.
-    for row in [ours, *peer["train"]]:
+    for row in [*report["train"], *peer["train"]]:
         assert len(row["images_per_sec_rounds"]) == 3 and all(r > 0 for r in row["images_per_sec_rounds"])
         assert row["images_per_sec"] == sorted(row["images_per_sec_rounds"])[1]
     best = max(r["images_per_sec"] for r in peer["train"])
-    assert ours["ratio_to_peer"] == pytest.approx(ours["images_per_sec"] / best)
+    assert first["ratio_to_peer"] == pytest.approx(first["images_per_sec"] / best)
     assert set(peer["inference"]) == {"resnet8A float32", "resnet8A channels_last"}
     for kind in ("keras", "saved_model"):
         figures = report["inference"]["resnet8A"][kind]
+        assert figures["batch_images_per_sec"] > 0 and figures["share_of_peak"] > 0
+        assert 0 < figures["latency_p50_ms"] <= figures["latency_p99_ms"]
         assert figures["batch_ratio_to_peer"] > 0 and figures["latency_p50_ratio_to_peer"] > 0
     assert "Round 3 of 3" in result.stdout and "Ours as ratios to the peer's best" in result.stdout
 
@@ -110,7 +81,7 @@ def test_peer_figures_and_ratios(tmp_path):
     ],
 )
 def test_bad_flags_are_one_line(flag, message):
-    result = _tool(*flag.split())
+    result = run_tool("benchmark.py", *flag.split())
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: ") and message in result.stderr
     assert "Traceback" not in result.stderr
@@ -118,18 +89,27 @@ def test_bad_flags_are_one_line(flag, message):
 
 def test_numeric_flags_are_bounded():
     for flag in ("--steps=0", "--rounds=0"):
-        result = _tool(flag)
+        result = run_tool("benchmark.py", flag)
         assert result.returncode == 2
         assert result.stderr.splitlines() == [
             f"error: flag {flag}: 0 is not a positive integer (--help lists the flags)"
         ]
 
 
-def test_latency_percentiles_are_ordered():
-    calls = []
-    p50, p99 = serving_speed.percentiles_ms(calls.append, 0, repeats=50, warmup=5)
-    assert len(calls) == 55
-    assert 0 <= p50 <= p99
+def test_latency_percentiles_are_the_p50_and_p99_of_the_timed_calls_in_ms(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(serving_speed.time, "perf_counter", lambda: clock[0])
+    # 5 warm-up calls of 1 s each (not timed), then calls of 1, 2, ..., 100 ms.
+    durations = iter([1.0] * 5 + [i / 1000 for i in range(1, 101)])
+    seen = []
+
+    def call(x):
+        seen.append(x)
+        clock[0] += next(durations)
+
+    p50, p99 = serving_speed.percentiles_ms(call, "batch", repeats=100, warmup=5)
+    assert seen == ["batch"] * 105
+    assert p50 == pytest.approx(50.5) and p99 == pytest.approx(99.01)
 
 
 def test_the_serving_timer_refuses_a_bad_spec_in_one_line():

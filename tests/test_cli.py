@@ -23,7 +23,7 @@ def _run(args, env=None, timeout=300):
     )
 
 
-def _tool(code, env=None):
+def _under_app_run(code, env=None):
     """Runs ``code`` (which defines ``main``) under ``app.run`` in a fresh process."""
     program = f"from keras_resnet_cifar.cli import app\n{code}\napp.run(main)\n"
     return _run([sys.executable, "-c", program], env=env)
@@ -112,7 +112,7 @@ def test_the_filter_passes_our_line_and_drops_every_kind_of_noise():
             "To enable the following instructions: AVX512F AMX_TILE AMX_BF16, in other operations, rebuild",
         ]
     )
-    result = _tool(
+    result = _under_app_run(
         f"import os\ndef main(argv):\n    os.write(2, b'{noise}\\n')\n    raise app.UsageError('bad flag')\n"
     )
     assert result.returncode == 2
@@ -122,13 +122,15 @@ def test_the_filter_passes_our_line_and_drops_every_kind_of_noise():
 def test_tensorflow_start_up_leaves_one_error_line():
     # On AVX-512 machines this import prints the oneDNN notice (twice); on
     # AVX2 the CPU-feature lines: either way one line must remain.
-    result = _tool("def main(argv):\n    import tensorflow  # noqa: F401\n    raise app.UsageError('bad flag')\n")
+    result = _under_app_run(
+        "def main(argv):\n    import tensorflow  # noqa: F401\n    raise app.UsageError('bad flag')\n"
+    )
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["error: bad flag"]
 
 
 def test_an_internal_error_prints_one_line_naming_its_saved_traceback():
-    result = _tool("def main(argv):\n    return {}['name']\n", env={app.TRACEBACK_VARIABLE: ""})
+    result = _under_app_run("def main(argv):\n    return {}['name']\n", env={app.TRACEBACK_VARIABLE: ""})
     assert result.returncode == 70
     [line] = result.stderr.splitlines()
     assert line.startswith("internal error (a bug, please report it): KeyError: 'name'; traceback in ")
@@ -141,27 +143,39 @@ def test_an_internal_error_prints_one_line_naming_its_saved_traceback():
 
 
 def test_the_environment_variable_prints_the_whole_traceback():
-    result = _tool("def main(argv):\n    return int('x')\n", env={app.TRACEBACK_VARIABLE: "1"})
+    result = _under_app_run("def main(argv):\n    return int('x')\n", env={app.TRACEBACK_VARIABLE: "1"})
     assert result.returncode == 70
     assert result.stderr.startswith("Traceback (most recent call last):")
     assert "ValueError: invalid literal for int() with base 10: 'x'" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("internal error (a bug, please report it): ValueError")
 
 
-def test_a_library_value_error_is_a_bug_and_the_packages_own_check_is_not():
-    def raised(function):
-        try:
-            function()
-        except (ValueError, TypeError) as e:
-            return e
-        raise AssertionError("nothing raised")
-
+def test_errors_are_told_apart_by_type_not_by_text(capsys):
+    from keras_resnet_cifar import errors
     from keras_resnet_cifar.models import presets
 
-    assert app.is_deliberate(raised(lambda: presets.resolve_n(21, None)))
-    assert not app.is_deliberate(raised(lambda: int("x")))
-    assert app.is_deliberate(raised(lambda: presets.resolve_n(None, 0)))
-    assert not app.is_deliberate(raised(lambda: presets.resolve_n(None, 3) + "x"))
+    def outcome(error_or_call):
+        def main(argv):
+            if callable(error_or_call):
+                error_or_call()
+            raise error_or_call
+
+        code = app._outcome(main, ["tool"])
+        return code, capsys.readouterr().err
+
+    # The package's own argument check: one line, exit 1; it is also a ValueError for Python callers.
+    code, err = outcome(lambda: presets.resolve_n(21, None))
+    assert code == 1 and err.startswith("error: ") and len(err.splitlines()) == 1
+    with pytest.raises(ValueError):
+        presets.resolve_n(21, None)
+    # A library's ValueError, and errors whose text mentions NaN, "inference" or "information", are bugs.
+    for error in (ValueError("invalid literal"), RuntimeError("inference failed"), RuntimeError("NaN information")):
+        code, err = outcome(error)
+        assert code == 70, error
+        assert err.startswith("internal error (a bug, please report it)")
+    assert outcome(errors.UsageError("--x must be > 0"))[0] == 2
+    assert outcome(errors.NanLossError("loss is nan"))[0] == 1
+    assert outcome(errors.WriteError("cannot write x"))[0] == 1
 
 
 def test_help_exits_zero_and_a_bad_flag_does_not():

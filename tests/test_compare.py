@@ -1,19 +1,17 @@
 """compare.py and tools/compare.py: Fig. 6 and Fig. 7 from tiny real runs."""
 
 import csv
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from keras_resnet_cifar.study import compare
 from tests import datagen
-from tests.helpers import REPO
+from tests.helpers import run_tool
+from tests.trainproc import CLASSES
 
 pytest.importorskip("matplotlib", reason="plots need matplotlib (the test extra installs it)")
 
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -96,15 +94,10 @@ def test_read_curve_errors(tmp_path):
         compare.read_curve(str(tmp_path))
 
 
-def _tool(*args):
-    return subprocess.run(
-        [sys.executable, str(REPO / "tools/compare.py"), *args], capture_output=True, text=True, timeout=600
-    )
-
-
 def test_tool_plots_finished_runs(runs, tmp_path):
     tmp, _, _ = runs
-    out = _tool(
+    out = run_tool(
+        "compare.py",
         "--depths=8",
         "--notrain",
         f"--runs_dir={tmp / 'runs'}",
@@ -120,8 +113,8 @@ def test_tool_plots_finished_runs(runs, tmp_path):
 
 
 def test_tool_errors(tmp_path):
-    bad = _tool("--depths=21")
+    bad = run_tool("compare.py", "--depths=21")
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: --depth must be 6n+2")
-    missing = _tool("--depths=20", "--notrain", f"--runs_dir={tmp_path}")
+    missing = run_tool("compare.py", "--depths=20", "--notrain", f"--runs_dir={tmp_path}")
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines()[-1].startswith("error: ") and "does not exist" in missing.stderr

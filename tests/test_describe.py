@@ -1,13 +1,10 @@
 """tools/describe.py and describe.py: the breakdown is read off the model and adds up."""
 
-import subprocess
-import sys
-
 import pytest
 
 from keras_resnet_cifar.models import resnet, stats
 from keras_resnet_cifar.study import describe
-from tests.helpers import REPO
+from tests.helpers import REPO, run_tool
 
 # ResNet20 option A by hand: conv1 3*3*3*16 + 2*16 BN; stage 1 six 3x3x16x16
 # convs + BN; stage 2 one 3x3x16x32 and five 3x3x32x32 + BN; stage 3 likewise
@@ -97,17 +94,11 @@ def test_foreign_model_is_refused():
         describe.breakdown(keras.Model(inputs, keras.layers.Dense(2)(inputs)))
 
 
-def _tool(*args):
-    return subprocess.run(
-        [sys.executable, str(REPO / "tools/describe.py"), *args], capture_output=True, text=True, timeout=300
-    )
-
-
 def test_tool_prints_the_render_and_rejects_bad_flags():
-    out = _tool("--depth=56", "--shortcut=B", "--format=markdown")
+    out = run_tool("describe.py", "--depth=56", "--shortcut=B", "--format=markdown")
     assert out.returncode == 0, out.stderr
     assert out.stdout == describe.render(resnet.resnet_cifar(56, shortcut="B"), "markdown")
-    bad = _tool("--depth=21")
+    bad = run_tool("describe.py", "--depth=21")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         "error: --depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...). Received: depth=21"

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 
 import keras
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests import datagen
-from tests.helpers import REPO
+from tests.helpers import REPO, hook_env
 
 TRAIN = str(REPO / "tools" / "train.py")
 # 40 images, 8 held out: each epoch is two global batches of 16, one pass.
@@ -31,27 +30,6 @@ FLAGS = (
     "--lr=0.01",
     "--noexport",
     "--verbose=0",
-)
-# Installed in every Python process of a run (the supervised child too):
-# records each file-system write under $WATCH_DIR, to see which process writes.
-AUDIT = textwrap.dedent(
-    """
-    import os, sys
-
-    def _hook(event, args, _watch=os.environ.get("WATCH_DIR"), _log=os.environ.get("WATCH_LOG")):
-        if not _watch or event not in ("open", "os.mkdir", "os.rename", "os.remove", "shutil.rmtree"):
-            return
-        path = args[0]
-        if event == "open":
-            mode, flags = args[1], args[2]
-            if not (isinstance(mode, str) and set(mode) & set("wax+")) and not (flags and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)):
-                return
-        if isinstance(path, (str, bytes, os.PathLike)) and os.fsdecode(path).startswith(_watch):
-            with open(_log, "a") as f:  # outside the watched directory
-                f.write(f"{event} {os.fsdecode(path)}\\n")
-
-    sys.addaudithook(_hook)
-    """
 )
 
 
@@ -70,7 +48,7 @@ def _start(model_dir, data_dir, log, *extra, env=None, process=None, port=None):
     args = [sys.executable, TRAIN, *FLAGS, f"--data_dir={data_dir}", f"--model_dir={model_dir}", *extra]
     if process is not None:
         args += [f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={process}"]
-    env = dict(os.environ, KERAS_BACKEND="jax", **(env or {}))
+    env = dict(hook_env(**(env or {})), KERAS_BACKEND="jax")
     # Its own session: killing the group stops the command and its supervised child.
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
@@ -119,12 +97,9 @@ def runs(tmp_path_factory):
     """An uninterrupted two-process run, watched, and a one-process run of the same global batch."""
     tmp = tmp_path_factory.mktemp("dist")
     data_dir = _data(tmp)
-    (tmp / "hook").mkdir()
-    (tmp / "hook" / "sitecustomize.py").write_text(AUDIT)
     env = [
         {
-            "KERAS_RESNET_CIFAR_RECORD_INPUT": str(tmp / f"record-{i}"),
-            "PYTHONPATH": os.pathsep.join([str(tmp / "hook"), str(REPO)]),
+            "KRC_TEST_RECORD": str(tmp / f"record-{i}"),
             "WATCH_DIR": str(tmp / "two"),
             "WATCH_LOG": str(tmp / f"writes-{i}.txt"),
         }
@@ -175,9 +150,7 @@ def test_a_killed_process_stops_the_job_in_one_line_and_the_job_resumes(runs):
     port = _free_port()
     logs = [open(tmp / f"kill-{i}.txt", "w") for i in range(2)]
     try:
-        one = _start(
-            tmp / "kill", data_dir, logs[1], env={"KERAS_RESNET_CIFAR_PAUSE_AT": "step3"}, process=1, port=port
-        )
+        one = _start(tmp / "kill", data_dir, logs[1], env={"KRC_TEST_PAUSE_AT": "step3"}, process=1, port=port)
         zero = _start(tmp / "kill", data_dir, logs[0], process=0, port=port)
         deadline = time.time() + 240
         while "paused at step3" not in (tmp / "kill-1.txt").read_text():
@@ -208,7 +181,7 @@ def test_a_frozen_process_is_found_by_its_missing_heartbeats(runs):
     tmp, data_dir = runs["tmp"], runs["data"]
     port = _free_port()
     with open(tmp / "frozen-0.txt", "w") as log0, open(tmp / "frozen-1.txt", "w") as log1:
-        one = _start(tmp / "frozen", data_dir, log1, env={"KERAS_RESNET_CIFAR_PAUSE_AT": "step3"}, process=1, port=port)
+        one = _start(tmp / "frozen", data_dir, log1, env={"KRC_TEST_PAUSE_AT": "step3"}, process=1, port=port)
         zero = _start(tmp / "frozen", data_dir, log0, process=0, port=port)
         try:
             deadline = time.time() + 240

@@ -145,9 +145,30 @@ def _all_commands():
     return found
 
 
+def _raw_code_lines(text):
+    """Lines in fenced or indented blocks, read without ``split_code``."""
+    fenced = False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        if fenced or line.startswith("    "):
+            yield line.strip()
+
+
 def test_the_docs_show_commands():
     found = _all_commands()
-    assert "krc-train" in found and "tools/train.py" in found
+    # The README's quick start, every flag of it.
+    quick_start = ["--n=3", "--shortcut=A", "--data_dir=../shared/cifar10-jpeg", "--schedule=onecycle", "--epochs=1"]
+    assert quick_start + ["--model_dir=runs/quickstart"] in found["krc-train"]
+    # Every code-block line that runs a tool is read, with its flags.
+    for doc in DOCS:
+        text = doc.read_text()
+        shown = [line for line in _raw_code_lines(text) if COMMAND.search(line)]
+        flagged = [line for line in shown if re.search(r"(?:\.py|krc-[a-z-]+)\s+.*--\w", line)]
+        read = list(command_lines(text))
+        assert len(read) >= len(shown), f"{_name(doc)}: {len(read)} commands read, {len(shown)} shown"
+        assert sum(bool(args) for _, args in read) >= len(flagged), f"{_name(doc)}: flags lost"
 
 
 @pytest.mark.parametrize("launcher", sorted(_all_commands()))

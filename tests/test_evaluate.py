@@ -10,8 +10,7 @@ from keras_resnet_cifar.models import resnet
 from keras_resnet_cifar.serving import evaluate
 from tests import datagen
 from tests.helpers import REPO
-
-CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+from tests.trainproc import CLASSES
 
 
 def _model(tmp_path, names):
@@ -43,7 +42,7 @@ def _evaluate(model, data, *extra):
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
     datagen.image_folder(root / "pets", ["cat", "deer", "dog"], per_class=2)
-    datagen.image_folder(root / "cifar", CIFAR10, per_class=1)
+    datagen.image_folder(root / "cifar", CLASSES, per_class=1)
     return root
 
 
@@ -51,7 +50,7 @@ def folders(tmp_path_factory):
     "model_classes,data,message",
     [
         (
-            CIFAR10,
+            CLASSES,
             "pets",
             "the model predicts 10 classes (airplane, automobile, bird, cat, deer, dog, frog, horse, "
             "ship, truck) but the data has 3 (cat, deer, dog)",

@@ -15,7 +15,7 @@ import tensorflow as tf
 import keras_resnet_cifar as krc
 from keras_resnet_cifar.models.presets import CIFAR10_CLASSES
 from keras_resnet_cifar.serving import export
-from tests.helpers import REPO
+from tests.helpers import REPO, hook_env, run_tool
 
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
 JPEGS = sorted(glob.glob(str(REPO.parent / "shared" / "cifar10-jpeg" / "train" / "*" / "0000.jpg")))
@@ -226,31 +226,25 @@ def test_warmup_requests_parse_and_run(exported):
     assert seen == {("serving_default", "image"), ("serving_bytes", "image_bytes")}
 
 
-def _tool(name, *args):
-    return subprocess.run(
-        [sys.executable, str(REPO / "tools" / name), *args], capture_output=True, text=True, timeout=300
-    )
-
-
 def test_export_and_predict_tools(tmp_path):
     model = krc.resnet_cifar(n=1)
     model.save(tmp_path / "model.keras")
     (tmp_path / "labels.txt").write_text("\n".join(f"class{i}" for i in range(10)) + "\n")
     args = [f"--model={tmp_path / 'model.keras'}", f"--export_base={tmp_path / 'serve'}", "--model_name=cifar"]
-    out = _tool("export.py", *args, "--version=3")
+    out = run_tool("export.py", *args, "--version=3")
     assert out.returncode == 0, out.stderr
     saved = tmp_path / "serve" / "cifar" / "3"
     assert (saved / "assets" / "labels.txt").read_text().split()[0] == "class0"
-    out = _tool("export.py", *args, "--version=3")  # the same version again
+    out = run_tool("export.py", *args, "--version=3")  # the same version again
     assert out.returncode == 1 and "error:" in out.stderr and "never overwritten" in out.stderr
-    out = _tool("export.py", f"--model={tmp_path / 'missing.keras'}", f"--export_base={tmp_path / 'serve'}")
+    out = run_tool("export.py", f"--model={tmp_path / 'missing.keras'}", f"--export_base={tmp_path / 'serve'}")
     assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
 
     images = _pixels(2, seed=4)
     for i, image in enumerate(images):
         tf.io.write_file(str(tmp_path / f"img{i}.png"), tf.io.encode_png(image))
     np.save(tmp_path / "batch.npy", images)
-    keras_out = _tool(
+    keras_out = run_tool(
         "predict.py",
         f"--model={tmp_path / 'model.keras'}",
         "--top_k=2",
@@ -259,7 +253,7 @@ def test_export_and_predict_tools(tmp_path):
         str(tmp_path / "img1.png"),
     )
     assert keras_out.returncode == 0, keras_out.stderr
-    saved_out = _tool("predict.py", f"--model={saved}", f"--npy={tmp_path / 'batch.npy'}", "--top_k=2", "--json")
+    saved_out = run_tool("predict.py", f"--model={saved}", f"--npy={tmp_path / 'batch.npy'}", "--top_k=2", "--json")
     assert saved_out.returncode == 0, saved_out.stderr
     a, b = json.loads(keras_out.stdout), json.loads(saved_out.stdout)
     for x, y in zip(a, b):
@@ -267,16 +261,16 @@ def test_export_and_predict_tools(tmp_path):
         assert x["top_k"][0]["class"].startswith("class")
         assert x["top_k"][0]["probability"] == pytest.approx(y["top_k"][0]["probability"], abs=1e-5)
     tf.io.write_file(str(tmp_path / "small.png"), tf.io.encode_png(np.zeros((28, 28, 3), np.uint8)))
-    out = _tool("predict.py", f"--model={saved}", str(tmp_path / "small.png"))
+    out = run_tool("predict.py", f"--model={saved}", str(tmp_path / "small.png"))
     assert out.returncode == 1 and "small.png is 28x28, expected 32x32 (pass --resize" in out.stderr
-    assert _tool("predict.py", f"--model={saved}", "--resize", str(tmp_path / "small.png")).returncode == 0
+    assert run_tool("predict.py", f"--model={saved}", "--resize", str(tmp_path / "small.png")).returncode == 0
     # Grayscale and RGBA images become RGB, as in training: one rule for both.
     gray = np.random.default_rng(1).integers(0, 256, (32, 32, 1), dtype=np.uint8)
     tf.io.write_file(str(tmp_path / "gray.png"), tf.io.encode_png(gray))
     tf.io.write_file(str(tmp_path / "rgba.png"), tf.io.encode_png(np.concatenate([np.repeat(gray, 3, -1), gray], -1)))
     np.save(tmp_path / "gray.npy", np.repeat(gray, 3, -1)[None])
-    out = _tool("predict.py", f"--model={saved}", "--json", str(tmp_path / "gray.png"), str(tmp_path / "rgba.png"))
-    npy = _tool("predict.py", f"--model={saved}", "--json", f"--npy={tmp_path / 'gray.npy'}")
+    out = run_tool("predict.py", f"--model={saved}", "--json", str(tmp_path / "gray.png"), str(tmp_path / "rgba.png"))
+    npy = run_tool("predict.py", f"--model={saved}", "--json", f"--npy={tmp_path / 'gray.npy'}")
     assert out.returncode == 0 and npy.returncode == 0, out.stderr + npy.stderr
     as_gray, as_rgba = json.loads(out.stdout)
     for other in (as_rgba, json.loads(npy.stdout)[0]):
@@ -300,7 +294,7 @@ def test_folded_batch_norm_matches_the_model(kwargs):
                     rng.uniform(0.5, 1.5, shape),
                 ]
             )
-    folded = export.fold_batch_norm(model)
+    folded = export.served_form(model)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
     assert all(layer.use_bias for layer in folded.layers if isinstance(layer, keras.layers.Conv2D))
     x = rng.integers(0, 256, (4, 32, 32, 3)).astype("float32")
@@ -311,8 +305,6 @@ def test_folded_batch_norm_matches_the_model(kwargs):
 def test_a_killed_export_leaves_no_version_and_the_next_export_cleans_up(tmp_path):
     import os
     import signal
-
-    from keras_resnet_cifar import files
 
     krc.resnet_cifar(n=1).save(tmp_path / "model.keras")
     cmd = [
@@ -328,7 +320,7 @@ def test_a_killed_export_leaves_no_version_and_the_next_export_cleans_up(tmp_pat
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=dict(os.environ, **{files.PAUSE_ENV: "export"}),
+        env=hook_env(KRC_TEST_PAUSE_AT="export"),
     )
     assert proc.stdout.readline().strip() == "paused at export"
     proc.send_signal(signal.SIGKILL)

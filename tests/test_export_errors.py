@@ -1,7 +1,6 @@
 """Exports and predictions fail in one line and leave nothing behind: full disks, foreign models, empty batches."""
 
 import os
-import subprocess
 import sys
 
 import keras
@@ -13,13 +12,7 @@ import keras_resnet_cifar as krc
 from keras_resnet_cifar import files
 from keras_resnet_cifar.serving import export
 from tests import fullfs
-from tests.helpers import REPO
-
-
-def _tool(name, *args):
-    return subprocess.run(
-        [sys.executable, str(REPO / "tools" / name), *args], capture_output=True, text=True, timeout=300
-    )
+from tests.helpers import REPO, run_tool
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +53,7 @@ def test_an_empty_batch_gets_empty_outputs(tmp_path):
 
 
 def test_a_model_the_export_cannot_read_is_refused_before_anything_is_written(sequential_model, tmp_path):
-    out = _tool("export.py", f"--model={sequential_model}", f"--export_base={tmp_path / 'base'}")
+    out = run_tool("export.py", f"--model={sequential_model}", f"--export_base={tmp_path / 'base'}")
     assert out.returncode == 1
     assert out.stderr.splitlines() == [
         "error: 'sequential' is a Sequential; the export takes a functional keras.Model with one image input and "
@@ -73,7 +66,7 @@ def test_predict_says_what_model_it_needs(tmp_path):
     path = tmp_path / "model.keras"
     files.save_model(keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)]), str(path))
     np.save(tmp_path / "batch.npy", np.zeros((1, 32, 32, 3), np.uint8))
-    out = _tool("predict.py", f"--model={path}", f"--npy={tmp_path / 'batch.npy'}")
+    out = run_tool("predict.py", f"--model={path}", f"--npy={tmp_path / 'batch.npy'}")
     assert out.returncode == 1
     assert out.stderr.splitlines() == [
         f"error: {path} takes (None, 8) and returns (None, 3); predict needs a classifier of [N, 32, 32, 3] images "

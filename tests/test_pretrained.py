@@ -16,7 +16,7 @@ from keras_resnet_cifar.models import convert, pretrained
 from keras_resnet_cifar.serving import loading
 from keras_resnet_cifar.training import train
 from tests import datagen
-from tests.helpers import REPO
+from tests.helpers import REPO, run_tool
 
 SHARED = REPO.parent / "shared"
 CHECKPOINTS = SHARED / "reference-weights" / "akamaster"
@@ -133,15 +133,9 @@ def test_model_specs():
     assert loaded.class_names == list(sources.CIFAR10_CLASSES) and loaded.card["dataset"] == "cifar10"
 
 
-def _tool(name, *args):
-    return subprocess.run(
-        [sys.executable, str(REPO / "tools" / name), *args], capture_output=True, text=True, timeout=300
-    )
-
-
 def test_tools_take_a_pretrained_name(tmp_path):
     cat = sources.list_images(str(IMAGES / "cat"))[1]
-    out = _tool("predict.py", "--model=resnet20:cifar10", "--top_k=2", "--json", cat)
+    out = run_tool("predict.py", "--model=resnet20:cifar10", "--top_k=2", "--json", cat)
     assert out.returncode == 0, out.stderr
     top = json.loads(out.stdout)[0]["top_k"]
     model = krc.ResNet20(weights="cifar10")
@@ -151,14 +145,14 @@ def test_tools_take_a_pretrained_name(tmp_path):
     assert top[0]["class"] == sources.CIFAR10_CLASSES[int(probs.argmax())]
     assert top[0]["probability"] == pytest.approx(float(probs.max()), abs=1e-5)
 
-    out = _tool("export.py", "--model=resnet20:cifar10", f"--export_base={tmp_path / 'serve'}", "--nowarmup")
+    out = run_tool("export.py", "--model=resnet20:cifar10", f"--export_base={tmp_path / 'serve'}", "--nowarmup")
     assert out.returncode == 0, out.stderr
     version = tmp_path / "serve" / "resnet20" / "1"
     assert (version / "assets" / "labels.txt").read_text().split() == list(sources.CIFAR10_CLASSES)
     card = json.loads((version / "assets.extra" / "model_card.json").read_text())
     assert card["dataset"] == "cifar10" and "akamaster" in card["source"]
 
-    out = _tool("predict.py", "--model=resnet110:cifar10", cat)
+    out = run_tool("predict.py", "--model=resnet110:cifar10", cat)
     assert out.returncode == 1 and out.stderr.strip() == (
         "error: no pretrained model 'resnet110:cifar10'; available: resnet20:cifar10, resnet32:cifar10, "
         "resnet44:cifar10, resnet56:cifar10"
@@ -167,7 +161,7 @@ def test_tools_take_a_pretrained_name(tmp_path):
 
 def test_evaluate_tool_takes_a_pretrained_name(tmp_path):
     datagen.cifar10_batches(tmp_path, per_batch=4)
-    out = _tool(
+    out = run_tool(
         "evaluate.py",
         "--model=resnet20:cifar10",
         f"--data_dir={tmp_path / 'cifar-10-batches-py'}",
@@ -180,7 +174,7 @@ def test_evaluate_tool_takes_a_pretrained_name(tmp_path):
 
 def test_fine_tuning_on_cifar100_starts_from_the_shipped_backbone(tmp_path):
     path, _ = datagen.cifar100_batches(tmp_path, num=200)
-    config = train.TrainConfig(
+    config = train.TrainConfig.of(
         n=3,
         dataset="cifar100",
         data_dir=path,
@@ -210,7 +204,7 @@ def test_fine_tuning_on_cifar100_starts_from_the_shipped_backbone(tmp_path):
     np.testing.assert_allclose(
         tuned.get_layer("preprocessing").mean.numpy().ravel(), pretrained.REFERENCE_MEAN, rtol=1e-6
     )
-    bad = train.TrainConfig(n=18, dataset="cifar100", data_dir=path, init_weights="cifar10")
+    bad = train.TrainConfig.of(n=18, dataset="cifar100", data_dir=path, init_weights="cifar10")
     with pytest.raises(train.TrainingError, match="--init_weights: weights='cifar10' exist for .* Received: resnet110"):
         train.train_and_evaluate(bad)
 

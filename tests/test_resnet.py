@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import keras_resnet_cifar as krc
-from keras_resnet_cifar.models import blocks, stats
+from keras_resnet_cifar.models import blocks, presets, stats
 from keras_resnet_cifar.models.presets import CIFAR100_EXTRA_PARAMS, VARIANTS
 
 
@@ -20,7 +20,9 @@ def _count(model, cls):
     return sum(isinstance(layer, cls) for layer in model.layers)
 
 
-@pytest.mark.parametrize("n", [1, 3, 5, 7, 9, 18])
+# n = 1 and 2 are not in the registry: the formula holds off the table too
+# (every registry name is built below).
+@pytest.mark.parametrize("n", [1, 2])
 @pytest.mark.parametrize("kind", ["A", "B", "plain"])
 def test_exact_sizes(n, kind):
     model = krc.resnet_cifar(n=n, residual=kind != "plain", shortcut="B" if kind == "B" else "A")
@@ -32,14 +34,48 @@ def test_exact_sizes(n, kind):
     assert model.count_params() == stats.trainable_params(model) + stats.non_trainable_params(model)
 
 
-@pytest.mark.parametrize("name", [name for name, v in VARIANTS.items() if v.n < 200])
-def test_variant_table(name):
-    v = VARIANTS[name]
-    model = krc.from_preset(name)
+def _builds_slowly(entry):
+    return entry.family == "imagenet" and entry.depth >= 101
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=[pytest.mark.slow] if _builds_slowly(entry) else [])
+        for name, entry in presets.MODELS.items()
+        if entry.family == "imagenet" or entry.n < 200
+    ],
+)
+def test_from_preset_builds_every_registry_name_with_its_pinned_size(name):
+    entry = presets.MODELS[name]
+    # ImageNet nets at 32x32: the sizes do not depend on the input's.
+    small = {"input_shape": (32, 32, 3)} if entry.family == "imagenet" else {}
+    model = krc.from_preset(name, **small)
     assert model.name == name
-    assert stats.trainable_params(model) == v.trainable_params
-    assert stats.non_trainable_params(model) == v.non_trainable_params
-    assert stats.weighted_layers(model) == v.depth
+    assert stats.trainable_params(model) == entry.trainable_params
+    assert stats.non_trainable_params(model) == entry.non_trainable_params
+    assert stats.weighted_layers(model) == entry.depth
+    assert _count(model, keras.layers.Add) == (_adds(entry) if entry.residual else 0)
+
+
+def _adds(entry):
+    if entry.family == "cifar":
+        return 3 * entry.n
+    return sum(presets.IMAGENET_STAGES[entry.arch][0])
+
+
+def test_dtype_goes_to_the_layers_not_to_the_global_policy():
+    model = krc.ResNet20(dtype="mixed_bfloat16")
+    assert keras.mixed_precision.dtype_policy().name == "float32"
+    assert model.get_layer("conv1_conv").compute_dtype == "bfloat16"
+    assert model.get_layer("conv4_block3_out").compute_dtype == "bfloat16"
+    assert model.get_layer("preprocessing").compute_dtype == "float32"
+    assert keras.ops.convert_to_numpy(model(_images())).dtype == np.float32
+    assert krc.ResNet50(dtype="mixed_float16", input_shape=(32, 32, 3)).get_layer("conv1_conv").compute_dtype == (
+        "float16"
+    )
+    with pytest.raises(ValueError, match="dtype must be None, a dtype policy name"):
+        krc.ResNet20(dtype="float33")
 
 
 @pytest.mark.slow
@@ -253,3 +289,5 @@ def test_bad_arguments(kwargs, message):
 def test_unknown_preset():
     with pytest.raises(ValueError, match="Unknown model name. Received: name='resnet21'"):
         krc.from_preset("resnet21")
+    with pytest.raises(ValueError, match="Unknown model name. Received: name='resnet50_b'"):
+        krc.from_preset("resnet50_b")

@@ -10,27 +10,17 @@ import pytest
 
 from keras_resnet_cifar.training import run_log
 from keras_resnet_cifar.training.config import TrainingError
-from tests import datagen
-from tests.test_runner import CLASSES, _cmd, _kill_at, _paused, _run
+from tests import trainproc
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    datagen.image_folder(root, CLASSES[:4], per_class=24)
-    return root
+@pytest.fixture
+def interrupted(killed_run):
+    """The shared run killed in epoch 2 (``conftest.killed_run``): its backup holds epoch 1."""
+    return killed_run[1]
 
 
-@pytest.fixture(scope="module")
-def interrupted(data_dir, tmp_path_factory):
-    """A 3-epoch run killed in epoch 2: its backup holds epoch 1."""
-    model_dir = tmp_path_factory.mktemp("interrupted") / "run"
-    _kill_at(_cmd(data_dir, model_dir, "--noexport", "--backend=torch"), "step8")
-    assert json.loads((model_dir / "backup" / "state.json").read_text()) == {
-        "epoch": 1,
-        "weights": "epoch-1.weights.h5",
-    }
-    return model_dir
+# A resume passes the killed run's own flags; no export, to be quick.
+FLAGS = (*trainproc.KILLED_FLAGS, "--noexport")
 
 
 def _copy(run, tmp_path):
@@ -62,7 +52,7 @@ def test_a_damaged_backup_stops_the_run_and_is_kept(data_dir, interrupted, tmp_p
     damage(model_dir / "backup")
     before = _snapshot(model_dir / "backup")
     config = (model_dir / "config.json").read_bytes()
-    out = _run(_cmd(data_dir, model_dir, "--noexport", "--backend=torch"))
+    out = trainproc.run(trainproc.cmd(data_dir, model_dir, *FLAGS))
     assert out.returncode == 1
     [line] = out.stderr.splitlines()
     assert line.startswith("error: cannot resume: ") and named in line and problem in line
@@ -75,11 +65,11 @@ def test_a_damaged_backup_stops_the_run_and_is_kept(data_dir, interrupted, tmp_p
 def test_the_advice_for_a_damaged_state_file_resumes_the_run(data_dir, interrupted, tmp_path):
     model_dir = _copy(interrupted, tmp_path)
     (model_dir / "backup" / "state.json").write_text("{")
-    cmd = _cmd(data_dir, model_dir, "--noexport", "--backend=torch")
-    line = _run(cmd).stderr.strip()
+    cmd = trainproc.cmd(data_dir, model_dir, *FLAGS)
+    line = trainproc.run(cmd).stderr.strip()
     record = line.split("write ", 1)[1].split(" to ", 1)[0]  # the advice, followed as written
     (model_dir / "backup" / "state.json").write_text(record)
-    out = _run(cmd)
+    out = trainproc.run(cmd)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "1 epoch(s) done, going on with epoch 2" in out.stdout
     assert json.loads((model_dir / "metrics.json").read_text())["steps"] == 15
@@ -88,7 +78,7 @@ def test_the_advice_for_a_damaged_state_file_resumes_the_run(data_dir, interrupt
 def test_overwrite_starts_a_run_with_an_unreadable_backup_over(data_dir, interrupted, tmp_path):
     model_dir = _copy(interrupted, tmp_path)
     (model_dir / "backup" / "epoch-1.weights.h5").unlink()
-    out = _run(_cmd(data_dir, model_dir, "--noexport", "--backend=torch", "--overwrite"))
+    out = trainproc.run(trainproc.cmd(data_dir, model_dir, *FLAGS, "--overwrite"))
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Resuming" not in out.stdout
     assert json.loads((model_dir / "metrics.json").read_text())["steps"] == 15
@@ -98,7 +88,7 @@ def test_a_first_backup_killed_before_its_record_starts_over(data_dir, interrupt
     # The kill fell between epoch 1's weights and its state.json: epoch 1 was never recorded.
     model_dir = _copy(interrupted, tmp_path)
     (model_dir / "backup" / "state.json").unlink()
-    out = _run(_cmd(data_dir, model_dir, "--noexport", "--backend=torch"))
+    out = trainproc.run(trainproc.cmd(data_dir, model_dir, *FLAGS))
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Resuming" not in out.stdout
 
@@ -106,7 +96,7 @@ def test_a_first_backup_killed_before_its_record_starts_over(data_dir, interrupt
 def test_a_changed_backend_is_refused_before_anything_is_rewritten(data_dir, interrupted, tmp_path):
     model_dir = _copy(interrupted, tmp_path)
     config = (model_dir / "config.json").read_bytes()
-    out = _run(_cmd(data_dir, model_dir, "--noexport", "--backend=tensorflow"))
+    out = trainproc.run(trainproc.cmd(data_dir, model_dir, *FLAGS, "--backend=tensorflow"))
     assert out.returncode == 1
     assert out.stderr.splitlines() == [
         f"error: {model_dir} holds an unfinished run with backend='torch', not 'tensorflow'; re-run it with "
@@ -117,11 +107,11 @@ def test_a_changed_backend_is_refused_before_anything_is_rewritten(data_dir, int
 
 def test_a_run_directory_is_held_by_one_process_and_freed_by_a_kill(data_dir, tmp_path):
     model_dir = tmp_path / "run"
-    cmd = _cmd(data_dir, model_dir, "--noexport", "--backend=torch")
-    first = _paused(cmd, "step3")
+    cmd = trainproc.cmd(data_dir, model_dir, *FLAGS)
+    first = trainproc.paused(cmd, "step3")
     try:
         before = {name: (model_dir / name).read_bytes() for name in ("config.json", "metrics.csv", "labels.txt")}
-        second = _run(cmd)
+        second = trainproc.run(cmd)
         assert second.returncode == 1
         assert second.stderr.splitlines() == [
             f"error: --model_dir {model_dir} is in use by process {first.pid} on {os.uname().nodename}: "
@@ -131,7 +121,7 @@ def test_a_run_directory_is_held_by_one_process_and_freed_by_a_kill(data_dir, tm
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
-    out = _run(cmd)  # the killed holder's lock is gone with it
+    out = trainproc.run(cmd)  # the killed holder's lock is gone with it
     assert out.returncode == 0, out.stderr[-2000:]
     assert [int(r["epoch"]) for r in run_log.read_csv(model_dir / "metrics.csv")] == [0, 1, 2]
 
@@ -151,14 +141,39 @@ def test_a_damaged_metrics_csv_is_named(tmp_path):
 
 def test_sigterm_says_how_to_resume_like_ctrl_c(data_dir, tmp_path):
     model_dir = tmp_path / "run"
-    cmd = _cmd(data_dir, model_dir, "--noexport", "--backend=torch")
-    proc = _paused(cmd, "step8", stderr=subprocess.PIPE)
+    cmd = trainproc.cmd(data_dir, model_dir, *FLAGS)
+    proc = trainproc.paused(cmd, "step8", stderr=subprocess.PIPE)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 143
     assert stderr.splitlines() == [
         "terminated (SIGTERM): re-run the same command to resume from the last completed epoch"
     ]
-    out = _run(cmd)
-    assert out.returncode == 0, out.stderr[-2000:]
+    # What it says holds: the backup of epoch 1 is there to resume from (resumes: the tests above).
+    assert json.loads((model_dir / "backup" / "state.json").read_text())["epoch"] == 1
+
+
+def test_rows_of_epochs_after_the_backup_are_dropped_and_logged_again(tmp_path):
+    # A kill between an epoch's CSV row and its backup leaves one row too many.
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,loss\n0,2.0\n1,1.5\n")
+    run_log.keep_rows(str(path), 1)  # the backup holds 1 epoch
+    assert run_log.read_csv(path) == [{"epoch": "0", "loss": "2.0"}]
+    run_log.keep_rows(str(path), 1)  # nothing more to drop: unchanged
+    assert path.read_text() == "epoch,loss\n0,2.0\n"
+    run_log.keep_rows(str(path), 0)
+    assert not path.exists()
+
+
+def test_a_resume_logs_again_the_epoch_whose_row_outlived_its_backup(data_dir, interrupted, tmp_path):
+    model_dir = _copy(interrupted, tmp_path)
+    rows = run_log.read_csv(model_dir / "metrics.csv")
+    orphan = dict(rows[0], epoch="1", loss="123.0")  # epoch 2's row, written before a kill took its backup
+    with open(model_dir / "metrics.csv", "a") as f:
+        f.write(",".join(orphan[k] for k in rows[0]) + "\n")
+    out = trainproc.run(trainproc.cmd(data_dir, model_dir, *FLAGS))
+    assert out.returncode == 0, out.stderr[-3000:]
     assert "1 epoch(s) done, going on with epoch 2" in out.stdout
+    after = run_log.read_csv(model_dir / "metrics.csv")
+    assert [r["epoch"] for r in after] == ["0", "1", "2"] and after[1]["loss"] != "123.0"
+    assert json.loads((model_dir / "metrics.json").read_text())["steps"] == 15  # nothing trained twice

@@ -7,8 +7,6 @@ names the file holding its traceback, or printed whole when
 """
 
 import datetime
-import importlib
-import linecache
 import os
 import signal
 import sys
@@ -17,13 +15,13 @@ import traceback
 
 from absl import app, flags, logging
 
+from keras_resnet_cifar import errors
 from keras_resnet_cifar.cli import startup
 
 TRACEBACK_VARIABLE = "KERAS_RESNET_CIFAR_TRACEBACK"
 
 
-class UsageError(Exception):
-    """A bad flag value; the message says which and what is allowed."""
+UsageError = errors.UsageError
 
 
 class Terminated(KeyboardInterrupt):
@@ -34,84 +32,16 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
-def define_run_flags(batch_size, model_dir_default):
-    """The flags every training tool shares (``config.RunOptions``), with their bounds."""
-    flags.DEFINE_string("model_dir", None, f"Run directory. Default: {model_dir_default}.")
-    flags.register_validator("model_dir", lambda v: v is None or v.strip() != "", message="--model_dir is empty")
-    flags.DEFINE_integer("batch_size", batch_size, "Global batch size.", lower_bound=1)
-    flags.DEFINE_float("lr", None, "Peak learning rate (> 0); default below.")
-    flags.register_validator("lr", lambda v: v is None or v > 0, message="--lr must be > 0")
-    flags.DEFINE_integer("steps", None, "Total iterations.", lower_bound=1)
-    flags.DEFINE_integer("epochs", None, "Total epochs instead of --steps.", lower_bound=1)
-    flags.DEFINE_float("momentum", 0.9, "SGD momentum, in [0, 1).", lower_bound=0)
-    flags.register_validator("momentum", lambda v: v < 1, message="--momentum must be below 1")
-    flags.DEFINE_float("weight_decay", 1e-4, "Coupled (PyTorch-style) weight decay.", lower_bound=0)
-    flags.DEFINE_enum(
-        "precision",
-        "auto",
-        ["auto", "float32", "mixed_float16", "mixed_bfloat16"],
-        "auto: mixed_float16 on a GPU; on a CPU mixed_bfloat16 where the backend's bfloat16 kernels run "
-        "in hardware (TensorFlow and torch with AVX512-BF16 or AMX; JAX with AMX), else float32.",
-    )
-    flags.DEFINE_bool(
-        "xla",
-        None,
-        "Jit-compile the train step (Keras jit_compile: XLA under tensorflow and jax, torch.compile "
-        "under torch). Default: under tensorflow on for mixed_bfloat16 on a CPU without AVX512-BF16 or AMX (emulated "
-        "bf16 is 6x slower without it), else Keras decides; always under jax; off under torch.",
-    )
-    flags.DEFINE_enum(
-        "strategy",
-        "auto",
-        ["auto", "mirrored", "one_device"],
-        "auto: MirroredStrategy over all GPUs when there are several.",
-    )
-    flags.DEFINE_integer("seed", 0, "Seed for weights, split, shuffling and augmentation.", lower_bound=0)
-    flags.DEFINE_integer(
-        "verbose",
-        None,
-        "1: progress bar; 0 or 2: one line per epoch plus a progress line every "
-        "30 s. Default: 1 on a terminal, else 0.",
-        lower_bound=0,
-        upper_bound=2,
-    )
-    flags.DEFINE_bool("export", True, "Also export a TF Serving SavedModel to <model_dir>/export/<name>/<version>.")
-    flags.DEFINE_bool(
-        "overwrite",
-        False,
-        "Replace what --model_dir holds: a finished run, or an unfinished one whose backup cannot be read.",
-    )
-    flags.DEFINE_bool(
-        "deterministic",
-        False,
-        "Deterministic TensorFlow ops: bit-identical runs, also across a kill and resume (slower).",
-    )
-    flags.DEFINE_bool(
-        "allow_lr_change",
-        False,
-        "Resume an unfinished run with a different --lr (after a NaN stop, "
-        "for example); config.json records the change.",
-    )
+def define_run_flags(defaults):
+    """The flags every training tool shares, from the one schema (``options.RUN``).
 
+    Args:
+        defaults: the tool's differences (``options.CIFAR_RUN_DEFAULTS``,
+            ``options.IMAGENET_RUN_DEFAULTS``).
+    """
+    from keras_resnet_cifar.training import options  # pure Python: no Keras import yet
 
-def run_flag_values(values):
-    """``define_run_flags``'s values as ``TrainConfig`` / ``ImageNetConfig`` keyword arguments."""
-    names = (
-        "batch_size",
-        "momentum",
-        "weight_decay",
-        "precision",
-        "xla",
-        "strategy",
-        "seed",
-        "verbose",
-        "export",
-        "overwrite",
-        "allow_lr_change",
-        "deterministic",
-        "steps",
-    )
-    return dict({name: values[name].value for name in names}, learning_rate=values.lr)
+    options.define_flags(options.RUN, module_name=__name__, defaults=defaults)
 
 
 def reject_extra_args(argv):
@@ -129,48 +59,6 @@ def resolve_n(n, depth, default):
         return presets.resolve_n(depth, n)
     except ValueError as e:
         raise UsageError(f"--{e}") from None
-
-
-def _known_errors():
-    """The package's own error types: each message is written for the user."""
-    errors = [UsageError]
-    # Module by module: on a machine without TensorFlow (the JAX path) the
-    # TF-free modules' errors must still print as one line.
-    for module, name in (
-        ("data.arrays", "DataError"),
-        ("files", "WriteError"),
-        ("files", "DirectoryInUse"),
-        ("models.convert", "ConversionError"),
-        ("models.pretrained", "WeightsError"),
-        ("serving.loading", "ModelFileError"),
-        ("serving.export", "ExportError"),
-        ("serving.evaluate", "EvaluationError"),
-        ("training.config", "TrainingError"),
-        ("study.plotting", "PlotError"),
-    ):
-        try:
-            errors.append(getattr(importlib.import_module(f"keras_resnet_cifar.{module}"), name))
-        except ImportError:  # pragma: no cover
-            pass
-    return tuple(errors)
-
-
-def is_deliberate(error):
-    """Whether ``error`` is one of the package's own checks rather than a bug.
-
-    True for a ``ValueError`` or ``TypeError`` raised by a ``raise`` statement
-    in this package (argument checks that say what was received and what is
-    allowed); False for the same types raised anywhere else, such as
-    ``int("x")`` or a library's internal check.
-    """
-    if not isinstance(error, (ValueError, TypeError)) or error.__traceback__ is None:
-        return False
-    frames = traceback.extract_tb(error.__traceback__)
-    last = frames[-1]
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if not os.path.abspath(last.filename).startswith(package + os.sep):
-        return False
-    return linecache.getline(last.filename, last.lineno).strip().startswith("raise ")
 
 
 def report_bug(error, stream=None):
@@ -273,7 +161,7 @@ def _outcome(main, argv):
     """``main(argv)``'s exit status, with known errors printed as one line and bugs reported."""
     try:
         return main(argv)
-    except UsageError as e:
+    except (UsageError, errors.ConfigError) as e:  # bad flags, or settings that do not go together
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
@@ -281,15 +169,12 @@ def _outcome(main, argv):
         how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
         print(f"{how}: re-run the same command to resume from the last completed epoch", file=sys.stderr)
         return 128 + signal.SIGTERM if isinstance(e, Terminated) else 130
-    except _known_errors() as e:
+    except errors.Error as e:  # the package's own checks: each message is written for the user
         print(f"error: {e}", file=sys.stderr)
         return 1
     except OSError as e:  # missing files, permissions, a full disk
         print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 1
     except Exception as e:
-        if is_deliberate(e):
-            print(f"error: {e}", file=sys.stderr)
-            return 1
         report_bug(e)
         return 70  # EX_SOFTWARE: an internal error

@@ -15,15 +15,9 @@ a pass is seen once.
 
 import functools
 import math
-import os
 
 import keras
 import numpy as np
-
-# Tests: where each process records the indices of the batches it hands to
-# Keras, one line a step ("<step> <index> <index> ..."), in "<path>.<process>",
-# and its replica of the final weights in "<path>.<process>.npz".
-RECORD_ENV = "KERAS_RESNET_CIFAR_RECORD_INPUT"
 
 
 def train_batches(images, labels, batch_size, seed, first_step=0, process_id=0, num_processes=1):
@@ -42,45 +36,28 @@ def train_batches(images, labels, batch_size, seed, first_step=0, process_id=0, 
         ``(images, labels)`` of ``batch_size / num_processes`` images.
     """
     count = len(images)
-    local = batch_size // num_processes
-    record = _recorder(process_id)
     step = first_step
     while True:
-        positions = np.arange(step * batch_size, (step + 1) * batch_size)
-        passes = positions // count
-        index = np.empty(batch_size, np.int64)
-        for p in np.unique(passes):
-            chosen = passes == p
-            index[chosen] = _order(seed, int(p), count)[positions[chosen] - p * count]
-        mine = index[process_id * local : (process_id + 1) * local]
-        if record:
-            record(step, mine)
+        mine = batch_indices(count, batch_size, seed, step, process_id, num_processes)
         yield images[mine], labels[mine]
         step += 1
+
+
+def batch_indices(count, batch_size, seed, step, process_id=0, num_processes=1):
+    """The indices of this process's share of global batch ``step`` (see the module docstring)."""
+    local = batch_size // num_processes
+    positions = np.arange(step * batch_size, (step + 1) * batch_size)
+    passes = positions // count
+    index = np.empty(batch_size, np.int64)
+    for p in np.unique(passes):
+        chosen = passes == p
+        index[chosen] = _order(seed, int(p), count)[positions[chosen] - p * count]
+    return index[process_id * local : (process_id + 1) * local]
 
 
 @functools.lru_cache(maxsize=2)
 def _order(seed, epoch, count):
     return np.random.default_rng([seed, epoch]).permutation(count)
-
-
-def _recorder(process_id):
-    path = os.environ.get(RECORD_ENV)
-    if not path:
-        return None
-
-    def record(step, index):
-        with open(f"{path}.{process_id}", "a") as f:
-            f.write(f"{step} {' '.join(map(str, index))}\n")
-
-    return record
-
-
-def record_weights(model, process_id):
-    """Writes ``model``'s final weights (this process's replica) where ``RECORD_ENV`` says (tests only)."""
-    path = os.environ.get(RECORD_ENV)
-    if path:
-        np.savez(f"{path}.{process_id}.npz", *model.get_weights())
 
 
 class EvalBatches(keras.utils.PyDataset):

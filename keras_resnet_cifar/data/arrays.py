@@ -9,9 +9,9 @@ import os
 
 import numpy as np
 
+from keras_resnet_cifar import errors
 
-class DataError(Exception):
-    """Missing, corrupt or inconsistent data; the message names the culprit."""
+DataError = errors.DataError
 
 
 @dataclasses.dataclass

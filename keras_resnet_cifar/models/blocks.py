@@ -16,21 +16,23 @@ import sys
 import keras
 from keras import layers
 
+from keras_resnet_cifar import errors
+from keras_resnet_cifar.models import arguments
+
 # PyTorch's BatchNorm2d defaults (momentum 0.1 there is 0.9 here), which the
 # reference implementations use; Keras's own defaults are 0.99 and 1e-3.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 SHORTCUTS = ("A", "B", "C")
-DATA_FORMATS = ("channels_last", "channels_first")
 
 
-def layer_factories(weight_decay, data_format="channels_last"):
+def layer_factories(weight_decay, data_format="channels_last", dtype=None):
     """``(conv, batch_norm, regularizer)`` with the settings every layer shares.
 
     ``weight_decay`` is PyTorch-style coupled decay, applied as L2
     regularisers of ``weight_decay / 2`` (the gradient of ``c * w**2`` is
     ``2 * c * w``) on every trainable weight; 0 gives none.
-    ``data_format`` is the layout the layers compute in.
+    ``data_format`` is the layers' layout, ``dtype`` their policy (None: global).
     """
     regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
     conv = functools.partial(
@@ -39,6 +41,7 @@ def layer_factories(weight_decay, data_format="channels_last"):
         kernel_initializer="he_normal",
         kernel_regularizer=regularizer,
         data_format=data_format,
+        dtype=dtype,
     )
     batch_norm = functools.partial(
         layers.BatchNormalization,
@@ -47,6 +50,7 @@ def layer_factories(weight_decay, data_format="channels_last"):
         epsilon=BN_EPSILON,
         gamma_regularizer=regularizer,
         beta_regularizer=regularizer,
+        dtype=dtype,
     )
     return conv, batch_norm, regularizer
 
@@ -57,8 +61,8 @@ def channel_axis(data_format):
 
 def preprocessing(mean, std):
     """Maps raw 0..255 pixels to ``(x - mean) / std`` per channel."""
-    mean = check_stats("preprocessing_mean", mean, positive=False)
-    std = check_stats("preprocessing_std", std, positive=True)
+    mean = arguments.check_stats("preprocessing_mean", mean, positive=False)
+    std = arguments.check_stats("preprocessing_std", std, positive=True)
     return layers.Normalization(
         mean=list(mean),
         variance=[s * s for s in std],
@@ -69,7 +73,7 @@ def preprocessing(mean, std):
     )
 
 
-def conv3x3(x, filters, stride, *, conv, name, data_format="channels_last"):
+def conv3x3(x, filters, stride, *, conv, name, data_format="channels_last", dtype=None):
     """A 3x3 convolution padded by one pixel on every side.
 
     "same" padding with stride 2 pads 0 before and 1 after on even sizes, so
@@ -79,11 +83,11 @@ def conv3x3(x, filters, stride, *, conv, name, data_format="channels_last"):
     """
     if stride == 1:
         return conv(filters, 3, padding="same", name=name + "_conv")(x)
-    x = layers.ZeroPadding2D(1, data_format=data_format, name=name + "_pad")(x)
+    x = layers.ZeroPadding2D(1, data_format=data_format, dtype=dtype, name=name + "_pad")(x)
     return conv(filters, 3, strides=stride, padding="valid", name=name + "_conv")(x)
 
 
-def option_a_shortcut(x, filters, stride, *, name, data_format="channels_last"):
+def option_a_shortcut(x, filters, stride, *, name, data_format="channels_last", dtype=None):
     """The paper's option A: ``x[:, ::s, ::s, :]`` with zero channels added.
 
     ``pad = filters - channels`` zero channels go ``pad // 2`` before and
@@ -92,12 +96,12 @@ def option_a_shortcut(x, filters, stride, *, name, data_format="channels_last"):
     if stride != 1:
         # A 1x1 window with stride s keeps exactly every s-th pixel.
         x = layers.MaxPooling2D(
-            pool_size=1, strides=stride, padding="valid", data_format=data_format, name=name + "_subsample"
+            pool_size=1, strides=stride, padding="valid", data_format=data_format, dtype=dtype, name=name + "_subsample"
         )(x)
     channels = x.shape[channel_axis(data_format)]
     pad = filters - channels
     if pad < 0:
-        raise ValueError(f"Option A cannot reduce channels: {channels} -> {filters}.")
+        raise errors.ArgumentError(f"Option A cannot reduce channels: {channels} -> {filters}.")
     if pad:
         # ZeroPadding2D told the other layout pads the channel axis: an NHWC
         # tensor read as channels_first pads its last two axes (W, C), an NCHW
@@ -108,11 +112,11 @@ def option_a_shortcut(x, filters, stride, *, name, data_format="channels_last"):
             padding, read_as = (channels_only, (0, 0)), "channels_last"
         else:
             padding, read_as = ((0, 0), channels_only), "channels_first"
-        x = layers.ZeroPadding2D(padding=padding, data_format=read_as, name=name + "_pad")(x)
+        x = layers.ZeroPadding2D(padding=padding, data_format=read_as, dtype=dtype, name=name + "_pad")(x)
     return x
 
 
-def shortcut(x, filters, stride, *, option, conv, batch_norm, name, data_format="channels_last"):
+def shortcut(x, filters, stride, *, option, conv, batch_norm, name, data_format="channels_last", dtype=None):
     """The skip branch: identity where the shape holds, else option A or a projection.
 
     Option "C" projects on every block (the paper's Table 3).
@@ -120,20 +124,31 @@ def shortcut(x, filters, stride, *, option, conv, batch_norm, name, data_format=
     if option != "C" and stride == 1 and x.shape[channel_axis(data_format)] == filters:
         return x
     if option == "A":
-        return option_a_shortcut(x, filters, stride, name=name + "_0", data_format=data_format)
+        return option_a_shortcut(x, filters, stride, name=name + "_0", data_format=data_format, dtype=dtype)
     x = conv(filters, 1, strides=stride, name=name + "_0_conv")(x)
     return batch_norm(name=name + "_0_bn")(x)
 
 
 def basic_block(
-    x, filters, stride, *, residual, option, conv, batch_norm, name, stride_on=None, data_format="channels_last"
+    x,
+    filters,
+    stride,
+    *,
+    residual,
+    option,
+    conv,
+    batch_norm,
+    name,
+    stride_on=None,
+    data_format="channels_last",
+    dtype=None,
 ):
     """Two 3x3 convolutions with BatchNorm, plus the shortcut when residual.
 
     ``stride_on`` is a bottleneck's setting; a basic block has only 3x3
     convolutions and ignores it.
     """
-    layout = {"data_format": data_format}
+    layout = {"data_format": data_format, "dtype": dtype}
     skip = (
         shortcut(x, filters, stride, option=option, conv=conv, batch_norm=batch_norm, name=name, **layout)
         if residual
@@ -141,21 +156,32 @@ def basic_block(
     )
     y = conv3x3(x, filters, stride, conv=conv, name=name + "_1", **layout)
     y = batch_norm(name=name + "_1_bn")(y)
-    y = layers.Activation("relu", name=name + "_1_relu")(y)
+    y = layers.Activation("relu", dtype=dtype, name=name + "_1_relu")(y)
     y = conv3x3(y, filters, 1, conv=conv, name=name + "_2", **layout)
     y = batch_norm(name=name + "_2_bn")(y)
-    return _merge(y, skip, name)
+    return _merge(y, skip, name, dtype)
 
 
 def bottleneck_block(
-    x, filters, stride, *, residual, option, conv, batch_norm, name, stride_on="3x3", data_format="channels_last"
+    x,
+    filters,
+    stride,
+    *,
+    residual,
+    option,
+    conv,
+    batch_norm,
+    name,
+    stride_on="3x3",
+    data_format="channels_last",
+    dtype=None,
 ):
     """1x1 reduce, 3x3, 1x1 expand to ``4 * filters`` (ResNet-50/101/152).
 
     ``stride_on``: "3x3" strides the 3x3 convolution (v1.5), "1x1" the first
     1x1 (the paper's v1).
     """
-    layout = {"data_format": data_format}
+    layout = {"data_format": data_format, "dtype": dtype}
     skip = (
         shortcut(x, 4 * filters, stride, option=option, conv=conv, batch_norm=batch_norm, name=name, **layout)
         if residual
@@ -164,20 +190,20 @@ def bottleneck_block(
     first, middle = (1, stride) if stride_on == "3x3" else (stride, 1)
     y = conv(filters, 1, strides=first, name=name + "_1_conv")(x)
     y = batch_norm(name=name + "_1_bn")(y)
-    y = layers.Activation("relu", name=name + "_1_relu")(y)
+    y = layers.Activation("relu", dtype=dtype, name=name + "_1_relu")(y)
     y = conv3x3(y, filters, middle, conv=conv, name=name + "_2", **layout)
     y = batch_norm(name=name + "_2_bn")(y)
-    y = layers.Activation("relu", name=name + "_2_relu")(y)
+    y = layers.Activation("relu", dtype=dtype, name=name + "_2_relu")(y)
     y = conv(4 * filters, 1, name=name + "_3_conv")(y)
     y = batch_norm(name=name + "_3_bn")(y)
-    return _merge(y, skip, name)
+    return _merge(y, skip, name, dtype)
 
 
-def _merge(y, skip, name):
+def _merge(y, skip, name, dtype):
     # v1 blocks: the addition, then the ReLU; no BatchNorm after the sum.
     if skip is not None:
-        y = layers.Add(name=name + "_add")([skip, y])
-    return layers.Activation("relu", name=name + "_out")(y)
+        y = layers.Add(dtype=dtype, name=name + "_add")([skip, y])
+    return layers.Activation("relu", dtype=dtype, name=name + "_out")(y)
 
 
 def build(
@@ -199,12 +225,13 @@ def build(
     name,
     stride_on=None,
     data_format="channels_last",
+    dtype=None,
 ):
     """One ResNet from a stem, a table of stages and a block: the core of every builder.
 
     Args:
-        stem: ``(x, conv, batch_norm, data_format) -> x``: the layers before
-            the stages.
+        stem: ``(x, conv, batch_norm, data_format, dtype) -> x``: the layers
+            before the stages.
         stages: ``[(blocks, filters), ...]``; stage ``i`` is named
             ``conv{i + 2}`` and its first block strides 2 from the second
             stage on.
@@ -221,18 +248,22 @@ def build(
             transposes once, after the normalisation. The weights are the
             same in both layouts (Keras keeps kernels as ``(h, w, in, out)``),
             so one model's weights set the other's.
+        dtype: the dtype policy of every layer (a name such as
+            "mixed_bfloat16" or a ``keras.DTypePolicy``); None: Keras's
+            global policy. The input normalisation and the classifier compute
+            in float32 whatever it is.
 
     Returns:
         A functional ``keras.Model``, input named "image".
     """
-    conv, batch_norm, regularizer = layer_factories(weight_decay, data_format)
+    conv, batch_norm, regularizer = layer_factories(weight_decay, data_format, dtype)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
     if include_preprocessing:
         x = preprocessing(preprocessing_mean, preprocessing_std)(x)
     if data_format == "channels_first":
-        x = layers.Permute((3, 1, 2), name="to_channels_first")(x)
-    x = stem(x, conv, batch_norm, data_format)
+        x = layers.Permute((3, 1, 2), dtype=dtype, name="to_channels_first")(x)
+    x = stem(x, conv, batch_norm, data_format, dtype)
     for stage, (count, filters) in enumerate(stages):
         for index in range(count):
             x = block(
@@ -245,10 +276,11 @@ def build(
                 batch_norm=batch_norm,
                 stride_on=stride_on,
                 data_format=data_format,
+                dtype=dtype,
                 name=f"conv{stage + 2}_block{index + 1}",
             )
     if include_top:
-        x = layers.GlobalAveragePooling2D(data_format=data_format, name="avg_pool")(x)
+        x = layers.GlobalAveragePooling2D(data_format=data_format, dtype=dtype, name="avg_pool")(x)
         x = layers.Dense(
             num_classes,
             activation=classifier_activation,
@@ -261,9 +293,9 @@ def build(
             name="predictions",
         )(x)
     elif pooling == "avg":
-        x = layers.GlobalAveragePooling2D(data_format=data_format, name="avg_pool")(x)
+        x = layers.GlobalAveragePooling2D(data_format=data_format, dtype=dtype, name="avg_pool")(x)
     elif pooling == "max":
-        x = layers.GlobalMaxPooling2D(data_format=data_format, name="max_pool")(x)
+        x = layers.GlobalMaxPooling2D(data_format=data_format, dtype=dtype, name="max_pool")(x)
     # Keras walks the functional graph recursively, a few frames per layer:
     # ResNet1202 (about 6,000 layers) needs far more than Python's default 1,000.
     with _recursion_limit(1_000 + 100 * sum(count for count, _ in stages)):
@@ -279,75 +311,6 @@ def _recursion_limit(limit):
         yield
     finally:
         sys.setrecursionlimit(old)
-
-
-# --- Argument checks: where arguments enter, saying what was received. -----
-
-
-def is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_head(include_top, num_classes, classifier_activation, pooling):
-    """Checks the classifier arguments, or the pooling without a classifier."""
-    if include_top:
-        if not is_int(num_classes) or num_classes < 1:
-            raise ValueError(f"num_classes must be an integer >= 1. Received: num_classes={num_classes!r}")
-        try:
-            keras.activations.get(classifier_activation)
-        except (ValueError, TypeError) as e:
-            raise ValueError(
-                "classifier_activation must be None, 'softmax' or another Keras "
-                f"activation. Received: classifier_activation={classifier_activation!r}"
-            ) from e
-    elif pooling not in (None, "avg", "max"):
-        raise ValueError(f"pooling must be None, 'avg' or 'max'. Received: pooling={pooling!r}")
-
-
-def check_weight_decay(weight_decay):
-    if isinstance(weight_decay, bool) or not weight_decay >= 0:
-        raise ValueError(f"weight_decay must be a number >= 0. Received: weight_decay={weight_decay!r}")
-
-
-def check_data_format(data_format):
-    if data_format not in DATA_FORMATS:
-        raise ValueError(
-            f"data_format must be 'channels_last' or 'channels_first'. Received: data_format={data_format!r}"
-        )
-
-
-def check_input_shape(input_shape, min_size, rgb):
-    """Checks ``(height, width, channels)``: sides >= ``min_size`` or None; 3 channels where ``rgb``."""
-    try:
-        height, width, channels = input_shape
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"input_shape must be (height, width, channels). Received: input_shape={input_shape!r}"
-        ) from None
-    for size in (height, width):
-        if size is not None and (not is_int(size) or size < min_size):
-            raise ValueError(
-                f"input_shape must be at least {min_size}x{min_size}. Received: input_shape={tuple(input_shape)}"
-            )
-    if not is_int(channels) or channels < 1:
-        raise ValueError(f"input_shape needs a channel count >= 1. Received: input_shape={tuple(input_shape)}")
-    if rgb and channels != 3:
-        raise ValueError(
-            "With include_preprocessing=True the input must have 3 (RGB) "
-            f"channels. Received: input_shape={tuple(input_shape)}"
-        )
-
-
-def check_stats(arg, values, *, positive):
-    try:
-        values = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ValueError(f"{arg} must be 3 numbers, one per channel. Received: {arg}={values!r}") from None
-    if len(values) != 3 or (positive and min(values) <= 0):
-        raise ValueError(
-            f"{arg} must be 3 {'positive ' if positive else ''}numbers, one per channel. Received: {arg}={values!r}"
-        )
-    return values
 
 
 def named_constructor(builder, name, doc, *args, **fixed):

@@ -22,7 +22,7 @@ import re
 
 import numpy as np
 
-from keras_resnet_cifar import files
+from keras_resnet_cifar import errors, files
 from keras_resnet_cifar.models import resnet
 from keras_resnet_cifar.models.pretrained import REFERENCE_MEAN, REFERENCE_STD
 
@@ -31,7 +31,7 @@ _BN_FIELDS = ("weight", "bias", "running_mean", "running_var")  # gamma, beta, m
 _IGNORED = re.compile(r".*num_batches_tracked$")
 
 
-class ConversionError(Exception):
+class ConversionError(errors.Error):
     """A checkpoint that cannot be read or is not of the reference's layout."""
 
 

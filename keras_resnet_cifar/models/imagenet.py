@@ -35,28 +35,17 @@ Layer names follow ``keras.applications`` (``conv1_conv``, ``pool1_pool``,
 
 from keras import layers
 
-from keras_resnet_cifar.models import blocks
+from keras_resnet_cifar import errors
+from keras_resnet_cifar.models import arguments, blocks, presets
 
 # torchvision's per-channel ImageNet statistics on the 0..255 scale.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
 # name: (blocks per stage, bottleneck?)
-ARCHITECTURES = {
-    "resnet18": ((2, 2, 2, 2), False),
-    "resnet34": ((3, 4, 6, 3), False),
-    "resnet50": ((3, 4, 6, 3), True),
-    "resnet101": ((3, 4, 23, 3), True),
-    "resnet152": ((3, 8, 36, 3), True),
-}
-# Trainable parameters, option B, 1000 classes (torchvision's published counts).
-PARAMS = {
-    "resnet18": 11_689_512,
-    "resnet34": 21_797_672,
-    "resnet50": 25_557_032,
-    "resnet101": 44_549_160,
-    "resnet152": 60_192_808,
-}
+# Views of the one registry (``presets.MODELS``): the stage tables, and option B's sizes.
+ARCHITECTURES = presets.IMAGENET_STAGES
+PARAMS = {arch: presets.MODELS[arch].trainable_params for arch in ARCHITECTURES}
 _FILTERS = (64, 128, 256, 512)
 _STRIDE_ON = ("3x3", "1x1")
 _MIN_SIZE = 32  # five stride-2 steps
@@ -78,6 +67,7 @@ def resnet_imagenet(
     classifier_activation=None,
     weight_decay=1e-4,
     data_format="channels_last",
+    dtype=None,
     name=None,
 ):
     """Builds an ImageNet ResNet (or plain net) of the paper.
@@ -102,6 +92,7 @@ def resnet_imagenet(
         data_format: the layout the layers compute in, as in
             ``resnet.resnet_cifar``; the input is ``(height, width, 3)``
             either way.
+        dtype: the layers' dtype policy, as in ``resnet.resnet_cifar``.
         name: model name; default ``arch`` (``plain34``, ``resnet50_c`` ...).
 
     Returns:
@@ -113,13 +104,14 @@ def resnet_imagenet(
     """
     arch = _check_arch(arch)
     if shortcut not in blocks.SHORTCUTS:
-        raise ValueError(f"shortcut must be 'A', 'B' or 'C'. Received: shortcut={shortcut!r}")
+        raise errors.ArgumentError(f"shortcut must be 'A', 'B' or 'C'. Received: shortcut={shortcut!r}")
     if stride_on not in _STRIDE_ON:
-        raise ValueError(f"stride_on must be '3x3' (v1.5) or '1x1' (v1). Received: stride_on={stride_on!r}")
-    blocks.check_input_shape(input_shape, _MIN_SIZE, rgb=True)
-    blocks.check_head(include_top, num_classes, classifier_activation, pooling)
-    blocks.check_weight_decay(weight_decay)
-    blocks.check_data_format(data_format)
+        raise errors.ArgumentError(f"stride_on must be '3x3' (v1.5) or '1x1' (v1). Received: stride_on={stride_on!r}")
+    arguments.check_input_shape(input_shape, _MIN_SIZE, rgb=True)
+    arguments.check_head(include_top, num_classes, classifier_activation, pooling)
+    arguments.check_weight_decay(weight_decay)
+    arguments.check_data_format(data_format)
+    arguments.check_dtype(dtype)
     counts, bottleneck = ARCHITECTURES[arch]
     if name is None:
         depth = arch[len("resnet") :]
@@ -145,26 +137,27 @@ def resnet_imagenet(
         num_classes=num_classes,
         classifier_activation=classifier_activation,
         data_format=data_format,
+        dtype=dtype,
         name=name,
     )
 
 
-def _stem(x, conv, batch_norm, data_format):
+def _stem(x, conv, batch_norm, data_format, dtype):
     # Explicit symmetric padding, as torchvision and keras.applications.
-    x = layers.ZeroPadding2D(3, data_format=data_format, name="conv1_pad")(x)
+    x = layers.ZeroPadding2D(3, data_format=data_format, dtype=dtype, name="conv1_pad")(x)
     x = conv(64, 7, strides=2, name="conv1_conv")(x)
     x = batch_norm(name="conv1_bn")(x)
-    x = layers.Activation("relu", name="conv1_relu")(x)
+    x = layers.Activation("relu", dtype=dtype, name="conv1_relu")(x)
     # Zero padding equals -inf padding here: the inputs are >= 0 after ReLU.
-    x = layers.ZeroPadding2D(1, data_format=data_format, name="pool1_pad")(x)
-    return layers.MaxPooling2D(3, strides=2, data_format=data_format, name="pool1_pool")(x)
+    x = layers.ZeroPadding2D(1, data_format=data_format, dtype=dtype, name="pool1_pad")(x)
+    return layers.MaxPooling2D(3, strides=2, data_format=data_format, dtype=dtype, name="pool1_pool")(x)
 
 
 def _check_arch(arch):
     if isinstance(arch, int) and not isinstance(arch, bool):
         arch = f"resnet{arch}"
     if arch not in ARCHITECTURES:
-        raise ValueError(
+        raise errors.ArgumentError(
             f"arch must be one of {', '.join(ARCHITECTURES)} (or 18, 34, 50, 101, 152). Received: arch={arch!r}"
         )
     return arch

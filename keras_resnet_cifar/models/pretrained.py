@@ -19,12 +19,12 @@ files' SHA-256 are pinned below and checked on every load; nothing is
 downloaded.
 """
 
-import dataclasses
 import hashlib
 import importlib.resources
 import warnings
 
-from keras_resnet_cifar import files
+from keras_resnet_cifar import errors, files
+from keras_resnet_cifar.models import presets
 
 # The reference fed [0, 1] pixels normalised with ImageNet statistics; on the
 # 0..255 scale that is 255 times its constants.
@@ -33,73 +33,14 @@ REFERENCE_STD = tuple(255 * s for s in (0.229, 0.224, 0.225))
 CLASSIFIER = "predictions"
 
 
-class WeightsError(Exception):
+class WeightsError(errors.Error):
     """A shipped weights file that is missing or corrupt; the message names it."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Pretrained:
-    """One shipped weights file.
-
-    Attributes:
-        model: the variant name (``resnet20``), a key of ``presets.VARIANTS``.
-        dataset: the weights name users pass (``"cifar10"``).
-        n: blocks per stage of the network the file fits.
-        checkpoint: the reference checkpoint it was converted from.
-        test_error: the reference's published CIFAR-10 test error.
-        sha256: the digest of the shipped file.
-    """
-
-    model: str
-    dataset: str
-    n: int
-    checkpoint: str
-    test_error: float
-    sha256: str
-
-    @property
-    def filename(self):
-        return f"{self.model}_{self.dataset}.weights.h5"
-
-
-PRETRAINED = {
-    (p.model, p.dataset): p
-    for p in (
-        Pretrained(
-            "resnet20",
-            "cifar10",
-            3,
-            "resnet20-12fca82f.th",
-            0.0827,
-            "0f67385aef3a2f394a8359a587bd4a0acb75112bc9be783028899be4e0d3a3c7",
-        ),
-        Pretrained(
-            "resnet32",
-            "cifar10",
-            5,
-            "resnet32-d509ac18.th",
-            0.0737,
-            "af3b739c77f84e2a98357b98b52abdc49d2ab45ea195c416c35a26fd08bbaf9f",
-        ),
-        Pretrained(
-            "resnet44",
-            "cifar10",
-            7,
-            "resnet44-014dd654.th",
-            0.0690,
-            "39610676eacd387c77773694cb50188b7a34ff6fcab0c1565431b7654e4c38d7",
-        ),
-        Pretrained(
-            "resnet56",
-            "cifar10",
-            9,
-            "resnet56-4bfd9763.th",
-            0.0661,
-            "ff3164f7e486c2c5bfc82c6482e86a0afd075bf33abaf9eb062fa791b6279500",
-        ),
-    )
-}
-WEIGHT_NAMES = tuple(sorted({p.dataset for p in PRETRAINED.values()}))
+# The shipped files are records of the one registry (``presets.MODELS``).
+Pretrained = presets.Pretrained
+PRETRAINED = {(p.model, p.dataset): p for p in presets.all_pretrained()}
+WEIGHT_NAMES = presets.WEIGHT_NAMES
 
 
 def weights_dir():
@@ -134,13 +75,13 @@ def check(weights, *, model_name, residual, shortcut, include_top, num_classes):
     if weights is None:
         return None
     if not isinstance(weights, str) or not weights:
-        raise ValueError(
+        raise errors.ArgumentError(
             f"weights must be None, {_quoted(WEIGHT_NAMES)} or the path to a .weights.h5 "
             f"file. Received: weights={weights!r}"
         )
     if not is_named(weights):
         if not weights.endswith(".weights.h5"):
-            raise ValueError(
+            raise errors.ArgumentError(
                 f"weights must be None, {_quoted(WEIGHT_NAMES)} or the path to a "
                 f".weights.h5 file. Received: weights={weights!r}"
             )
@@ -149,12 +90,12 @@ def check(weights, *, model_name, residual, shortcut, include_top, num_classes):
     entry = PRETRAINED.get((variant, weights)) if shortcut == "A" else None
     if entry is None:
         available = ", ".join(p.model for p in PRETRAINED.values() if p.dataset == weights)
-        raise ValueError(
+        raise errors.ArgumentError(
             f"weights={weights!r} exist for the residual option-A {available} only. "
             f"Received: {model_name} (residual={residual}, shortcut={shortcut!r})"
         )
     if include_top and num_classes != 10:
-        raise ValueError(
+        raise errors.ArgumentError(
             f"weights={weights!r} have a 10-class classifier; pass num_classes=10, or "
             f"include_top=False to load everything but the classifier. Received: num_classes={num_classes}"
         )
@@ -205,9 +146,11 @@ def load(model, weights, entry, build_source):
                 warnings.filterwarnings("error", message="Skipping", category=UserWarning)
                 model.load_weights(weights)
         except FileNotFoundError:
-            raise ValueError(f"weights file {weights} does not exist") from None
+            raise errors.ArgumentError(f"weights file {weights} does not exist") from None
         except (ValueError, OSError, UserWarning) as e:
-            raise ValueError(f"cannot load weights file {weights} into {model.name}: {files.error_text(e)}") from None
+            raise errors.ArgumentError(
+                f"cannot load weights file {weights} into {model.name}: {files.error_text(e)}"
+            ) from None
         return
     source = build_source()
     source.load_weights(path(entry))

@@ -32,7 +32,8 @@ Reference:
 
 from keras import layers
 
-from keras_resnet_cifar.models import blocks, pretrained
+from keras_resnet_cifar import errors
+from keras_resnet_cifar.models import arguments, blocks, presets, pretrained
 from keras_resnet_cifar.models.presets import VARIANTS, model_name, resolve_n  # noqa: F401 (public here too)
 
 # Per-channel statistics of the CIFAR training sets on the 0..255 scale (the
@@ -63,6 +64,7 @@ def resnet_cifar(
     weight_decay=1e-4,
     weights=None,
     data_format="channels_last",
+    dtype=None,
     name=None,
 ):
     """Builds a CIFAR ResNet (or its plain counterpart) of depth ``6n + 2``.
@@ -114,6 +116,10 @@ def resnet_cifar(
             either way, and the weights are the same, so a model built in one
             layout takes the other's weights with ``set_weights``. A feature
             map returned with ``include_top=False`` is in this layout.
+        dtype: the layers' dtype policy, as keras-hub's models take it
+            ("float32", "mixed_bfloat16", "mixed_float16" or a
+            ``keras.DTypePolicy``); None: Keras's global policy. The input
+            normalisation and the classifier compute in float32 either way.
         name: model name; defaults to ``resnet20``, ``resnet56_b``,
             ``plain32`` and so on.
 
@@ -141,10 +147,11 @@ def resnet_cifar(
     """
     n = resolve_n(depth, n)
     shortcut = _check_shortcut(shortcut)
-    blocks.check_input_shape(input_shape, _MIN_SIZE, rgb=include_preprocessing)
-    blocks.check_head(include_top, num_classes, classifier_activation, pooling)
-    blocks.check_weight_decay(weight_decay)
-    blocks.check_data_format(data_format)
+    arguments.check_input_shape(input_shape, _MIN_SIZE, rgb=include_preprocessing)
+    arguments.check_head(include_top, num_classes, classifier_activation, pooling)
+    arguments.check_weight_decay(weight_decay)
+    arguments.check_data_format(data_format)
+    arguments.check_dtype(dtype)
     default_name = model_name(n, residual, shortcut)
     entry = pretrained.check(
         weights,
@@ -156,7 +163,7 @@ def resnet_cifar(
     )
     if entry is not None:
         if preprocessing_mean is not None or preprocessing_std is not None:
-            raise ValueError(
+            raise errors.ArgumentError(
                 f"weights={weights!r} were trained with the reference's input normalisation, "
                 "which the model then carries; leave preprocessing_mean and preprocessing_std unset. "
                 f"Received: preprocessing_mean={preprocessing_mean!r}, preprocessing_std={preprocessing_std!r}"
@@ -178,6 +185,7 @@ def resnet_cifar(
         num_classes=num_classes,
         classifier_activation=classifier_activation,
         data_format=data_format,
+        dtype=dtype,
         name=default_name if name is None else name,
     )
     if weights is not None:
@@ -222,36 +230,44 @@ def load_weights(model, weights, *, n, residual=True, shortcut="A"):
     )
 
 
-def _stem(x, conv, batch_norm, data_format):
+def _stem(x, conv, batch_norm, data_format, dtype):
     # The paper's first layer: a 3x3 convolution with 16 filters (``conv`` carries the layout).
     x = conv(16, 3, padding="same", name="conv1_conv")(x)
     x = batch_norm(name="conv1_bn")(x)
-    return layers.Activation("relu", name="conv1_relu")(x)
+    return layers.Activation("relu", dtype=dtype, name="conv1_relu")(x)
 
 
 def _check_shortcut(shortcut):
     if not isinstance(shortcut, str) or shortcut.upper() not in ("A", "B"):
-        raise ValueError(f"shortcut must be 'A' or 'B'. Received: shortcut={shortcut!r}")
+        raise errors.ArgumentError(f"shortcut must be 'A' or 'B'. Received: shortcut={shortcut!r}")
     return shortcut.upper()
 
 
 def from_preset(name, **kwargs):
-    """Builds a model by its table name (``resnet20``, ``resnet56_b``, ``plain32``).
+    """Builds a model by its registry name, CIFAR or ImageNet.
+
+    CIFAR: ``resnet20``, ``resnet56_b``, ``plain32``; ImageNet: ``resnet50``,
+    ``resnet34_a``, ``resnet50_c``, ``plain18`` (``presets.MODELS``).
 
     Args:
-        name: a key of ``presets.VARIANTS``.
-        **kwargs: any other ``resnet_cifar`` argument (num_classes, ...).
+        name: a key of ``presets.MODELS``.
+        **kwargs: any other argument of the family's builder (``resnet_cifar``:
+            num_classes, weights, ...; ``imagenet.resnet_imagenet``:
+            num_classes, stride_on, ...).
 
     Returns:
         A ``keras.Model``.
 
     Raises:
-        ValueError: for an unknown name.
+        ValueError: for an unknown name, or an argument the builder refuses.
     """
-    if name not in VARIANTS:
-        raise ValueError(f"Unknown model name. Received: name={name!r}; allowed: {', '.join(VARIANTS)}")
-    v = VARIANTS[name]
-    return resnet_cifar(n=v.n, residual=v.residual, shortcut=v.shortcut, **kwargs)
+    entry = presets.get(name)
+    if entry.family == "cifar":
+        return resnet_cifar(**entry.build_kwargs(), **kwargs)
+    from keras_resnet_cifar.models import imagenet
+
+    spec = entry.build_kwargs()
+    return imagenet.resnet_imagenet(spec.pop("arch"), **spec, **kwargs)
 
 
 def _named(depth, residual):

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from keras_resnet_cifar import errors
 from keras_resnet_cifar.data import arrays, sources
 
 
@@ -21,7 +22,7 @@ def split_images(data, split, validation_split=0.1, seed=0):
     return val_x, val_y
 
 
-class EvaluationError(Exception):
+class EvaluationError(errors.Error):
     """A model and data that cannot be scored together; the message names both sides."""
 
 

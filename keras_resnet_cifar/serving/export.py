@@ -22,7 +22,6 @@ resized and center-cropped as in evaluation (``imagenet_data.eval_image``).
 The graph always computes in float32, even for a mixed-precision model.
 """
 
-import copy
 import json
 import os
 import shutil
@@ -31,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_resnet_cifar import files
+from keras_resnet_cifar import errors, files
 from keras_resnet_cifar.models import stats
 
 SIGNATURE_BYTES = "serving_bytes"
@@ -39,77 +38,94 @@ IMAGE_SIZE = 32
 _WARMUP_BATCH_SIZES = (1, 8)
 
 
-class ExportError(Exception):
+class ExportError(errors.Error):
     """An export that cannot be written; the message says why."""
 
 
 def float32_copy(model):
-    """The same functional model computing in float32, with the same weights."""
-    config = model.get_config()
-    if not _set_float32(config):
+    """The same functional model computing in float32, with the same weights (``served_form`` unfolded)."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
         return model
-    clone = keras.Model.from_config(config)
-    clone.set_weights(model.get_weights())
-    return clone
+    return served_form(model, fold=False)
 
 
-def _set_float32(node):
-    """Rewrites mixed dtype policies in a config to float32; True if any was."""
-    changed = False
-    if isinstance(node, dict):
-        if node.get("class_name") == "DTypePolicy" and str(node.get("config", {}).get("name", "")).startswith("mixed"):
-            node["config"]["name"] = "float32"
-            return True
-        for value in node.values():
-            changed |= _set_float32(value)
-    elif isinstance(node, list):
-        for value in node:
-            changed |= _set_float32(value)
-    return changed
+def served_form(model, fold=True):
+    """The model as the export serves it: float32 layers and, with ``fold``, BatchNorm folded.
 
-
-def fold_batch_norm(model):
-    """The same function with every Conv2D -> BatchNormalization pair as one biased Conv2D.
-
-    For inference only: y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta
-    is conv'(x) with kernel scaled by gamma / sqrt(var + eps) per output
-    channel and bias beta - mean * that scale.
+    Every Conv2D whose output only a BatchNormalization reads becomes one
+    biased Conv2D: y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta is
+    conv'(x) with the kernel scaled by gamma / sqrt(var + eps) per output
+    channel and bias beta - mean * that scale. Neither TensorFlow's graph
+    optimiser nor TF Serving does this for Keras 3's BatchNormalization (its
+    ``Mul``/``AddV2`` read resource variables, not constants), and the folded
+    convolution, bias and ReLU run as one fused oneDNN kernel
+    (docs/performance.md has the measurement). Built with Keras's public
+    ``clone_model``, so no serialized config is edited.
     """
-    config = copy.deepcopy(model.get_config())
-    entries = {entry["name"]: entry for entry in config["layers"]}
-    uses = {}
-    for entry in config["layers"]:
-        for node in entry["inbound_nodes"]:
-            for arg in node["args"]:
-                for t in arg if isinstance(arg, list) else [arg]:
-                    if isinstance(t, dict) and t.get("class_name") == "__keras_tensor__":
-                        uses[t["config"]["keras_history"][0]] = uses.get(t["config"]["keras_history"][0], 0) + 1
-    pairs = {}
-    for entry in config["layers"]:
-        if entry["class_name"] != "BatchNormalization" or len(entry["inbound_nodes"]) != 1:
+    pairs = _conv_batch_norm_pairs(model) if fold else {}
+    folded_convs = set(pairs.values())
+
+    def clone(layer):
+        config = dict(layer.get_config(), dtype="float32")
+        if layer.name in folded_convs:
+            config["use_bias"] = True
+        return layer.__class__.from_config(config)
+
+    def call(layer, *args, **kwargs):
+        if layer.name in pairs:  # the folded BatchNorm: its convolution now does its work
+            return args[0]
+        return layer(*args, **kwargs)
+
+    served = keras.models.clone_model(model, clone_function=clone, call_function=call)
+    for layer in served.layers:
+        if isinstance(layer, keras.layers.InputLayer):
             continue
-        (arg,) = entry["inbound_nodes"][0]["args"]
-        source = entries.get(arg["config"]["keras_history"][0])
-        if source and source["class_name"] == "Conv2D" and uses[source["name"]] == 1:
-            pairs[entry["name"]] = source["name"]
-            source["config"]["use_bias"] = True
-            entry["class_name"], entry["module"] = "Identity", "keras.layers"
-            entry["config"] = {"name": entry["name"], "trainable": False, "dtype": entry["config"]["dtype"]}
-            entry.pop("build_config", None)
-            entry["inbound_nodes"][0]["kwargs"] = {}  # BatchNormalization takes mask=, Identity not
-    folded = keras.Model.from_config(config)
-    convs = {conv: bn for bn, conv in pairs.items()}
-    for layer in folded.layers:
         original = model.get_layer(layer.name)
-        if layer.name in convs:
-            bn = model.get_layer(convs[layer.name])
-            gamma, beta, mean, var = (keras.ops.convert_to_numpy(w) for w in bn.weights)
-            scale = gamma / np.sqrt(var + bn.epsilon)
-            kernel = keras.ops.convert_to_numpy(original.kernel) * scale
-            layer.set_weights([kernel, beta - mean * scale])
-        elif layer.name not in pairs:
+        bn = next((model.get_layer(b) for b, c in pairs.items() if c == layer.name), None)
+        if bn is None:
             layer.set_weights(original.get_weights())
-    return folded
+            continue
+        gamma, beta, mean, var = (
+            keras.ops.convert_to_numpy(w).astype("float64")
+            for w in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)
+        )
+        scale = gamma / np.sqrt(var + bn.epsilon)
+        kernel = keras.ops.convert_to_numpy(original.kernel).astype("float64") * scale
+        bias = keras.ops.convert_to_numpy(original.bias).astype("float64") if original.use_bias else 0.0
+        layer.set_weights([kernel.astype("float32"), ((bias - mean) * scale + beta).astype("float32")])
+    return served
+
+
+def _conv_batch_norm_pairs(model):
+    """``{batch norm name: conv name}`` for each BatchNormalization that alone reads a Conv2D's output."""
+    readers = {}
+    for layer in model.layers:
+        inputs = _called_once(layer, "input")
+        for tensor in keras.tree.flatten(inputs) if inputs is not None else []:
+            readers.setdefault(id(tensor), []).append(layer)
+    pairs = {}
+    for conv in model.layers:
+        output = _called_once(conv, "output") if isinstance(conv, keras.layers.Conv2D) else None
+        found = readers.get(id(output), []) if output is not None else []
+        if (
+            len(found) == 1
+            and isinstance(found[0], keras.layers.BatchNormalization)
+            and found[0].center
+            and found[0].scale
+            and _called_once(found[0], "input") is not None
+        ):
+            pairs[found[0].name] = conv.name
+    return pairs
+
+
+def _called_once(layer, attribute):
+    """``layer.input`` or ``layer.output``; None for an input layer or a layer called more than once (shared)."""
+    if isinstance(layer, keras.layers.InputLayer):
+        return None
+    try:
+        return getattr(layer, attribute)
+    except (AttributeError, ValueError):  # Keras: "has multiple inbound nodes"
+        return None
 
 
 def describe(model):
@@ -192,10 +208,7 @@ def export_saved_model(
     created_base = not os.path.exists(model_base)
     try:
         os.makedirs(model_base, exist_ok=True)
-        # Folding BatchNorm into the convolutions makes the served graph
-        # smaller and faster on CPU (README, Performance); same outputs to
-        # float32 rounding.
-        _write_archive(fold_batch_norm(model), tmp, image_size, preprocess_bytes)
+        _write_archive(served_form(model), tmp, image_size, preprocess_bytes)
         os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
         with open(os.path.join(tmp, "assets", "labels.txt"), "w") as f:
             f.write("\n".join(class_names) + "\n")
@@ -212,7 +225,6 @@ def export_saved_model(
             json.dump(model_card, f, indent=2)
         if warmup:
             _write_warmup(os.path.join(extra, "tf_serving_warmup_requests"), model_name, image_size)
-        files.pause_point("export")
         os.rename(tmp, final)
     except OSError as e:
         _clean_up(tmp, model_base, created_base)
@@ -236,18 +248,14 @@ def _clean_up(tmp, model_base, created_base):
 def _check_exportable(model):
     """Refuses, before anything is written, a model the export cannot read.
 
-    The export reads the functional graph (to fold BatchNorm into the
+    The export clones the functional graph (to fold BatchNorm into the
     convolutions) and serves logits of uint8 images.
     """
-    config = model.get_config() if isinstance(model, keras.Model) else None
-    layers = (config or {}).get("layers")
-    if (
-        isinstance(model, keras.Sequential)
-        or not isinstance(layers, list)
-        or not all(isinstance(entry, dict) and "inbound_nodes" in entry and "name" in entry for entry in layers)
-        or len(model.inputs) != 1
-        or len(model.outputs) != 1
-    ):
+    try:
+        one_to_one = len(model.inputs) == 1 and len(model.outputs) == 1
+    except (AttributeError, TypeError, ValueError):  # a subclassed model has no graph to read
+        one_to_one = False
+    if not isinstance(model, keras.Model) or isinstance(model, keras.Sequential) or not one_to_one:
         raise ExportError(
             f"{getattr(model, 'name', model)!r} is a {type(model).__name__}; the export takes a functional "
             "keras.Model with one image input and one logits output, as the zoo builds (keras_resnet_cifar."

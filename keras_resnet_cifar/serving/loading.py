@@ -10,12 +10,12 @@ import json
 import os
 import zipfile
 
-from keras_resnet_cifar import files
+from keras_resnet_cifar import errors, files
 from keras_resnet_cifar.models import pretrained
 from keras_resnet_cifar.models.presets import CIFAR10_CLASSES, VARIANTS
 
 
-class ModelFileError(Exception):
+class ModelFileError(errors.Error):
     """A model spec that names no readable model; the message says which and why."""
 
 

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_resnet_cifar import errors
 from keras_resnet_cifar.data import input_pipeline
 from keras_resnet_cifar.models import resnet
 from keras_resnet_cifar.study import serving_speed
@@ -53,16 +54,13 @@ def train_images_per_sec(case, images=None, warmup_steps=5, steps=20):
         steps: timed steps.
     """
     if case.backend != keras.backend.backend():
-        raise ValueError(f"case for the {case.backend} backend in a {keras.backend.backend()} process")
-    keras.mixed_precision.set_global_policy(case.precision)
-    try:
-        # The runner's own training model: layout, BatchNorm and decay as tools/train.py trains.
-        model = runner.training_model(
-            lambda **layout: resnet.resnet_cifar(depth=case.depth, shortcut=case.shortcut, **layout),
-            data_format=None if case.layout == "auto" else case.layout,
-        )
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+        raise errors.ArgumentError(f"case for the {case.backend} backend in a {keras.backend.backend()} process")
+    # The runner's own training model: layout, BatchNorm, decay and precision as tools/train.py trains.
+    model = runner.training_model(
+        lambda **layout: resnet.resnet_cifar(depth=case.depth, shortcut=case.shortcut, **layout),
+        data_format=None if case.layout == "auto" else case.layout,
+        dtype=case.precision,
+    )
     rng = np.random.default_rng(0)
     if images is None:
         images = rng.integers(0, 256, (max(4 * case.batch_size, 2048), 32, 32, 3), dtype=np.uint8)
@@ -166,13 +164,12 @@ def inference(depth=20, shortcut="A", batch_size=128, serving_settings=None):
         ``{"keras": figures, "saved_model": figures, "saved_model <name>": ...}``,
         and ``forward_mflop`` (one image's forward arithmetic).
     """
-    from keras_resnet_cifar.models import stats
     from keras_resnet_cifar.serving import export
 
     model = resnet.resnet_cifar(depth=depth, shortcut=shortcut)
     keras_fn = tf.function(lambda x: model(x, training=False), jit_compile=False)
     batch = np.random.default_rng(0).integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8)
-    results = {"forward_mflop": 2 * stats.multiply_adds(model) / 1e6}
+    results = {"forward_mflop": forward_mflop(depth, shortcut)}
     results["keras"] = serving_speed.figures(lambda x: keras_fn(tf.cast(x, tf.float32)), batch)
     with tempfile.TemporaryDirectory() as base:
         path = export.export_saved_model(model, base, model_name="bench", version=1, warmup=False)
@@ -201,14 +198,19 @@ def matmul_gflops(size=4096, repeats=10):
 
 
 @functools.cache
-def train_mflop(depth, shortcut="A"):
-    """One image's training arithmetic: three forward passes' worth (forward, data and filter gradients).
+def forward_mflop(depth, shortcut="A"):
+    """One image's forward arithmetic in MFLOP: two per multiply-add.
 
     Cached: the benchmark asks it for every row, and each answer builds the network.
     """
     from keras_resnet_cifar.models import stats
 
-    return 3 * 2 * stats.multiply_adds(resnet.resnet_cifar(depth=depth, shortcut=shortcut)) / 1e6
+    return 2 * stats.multiply_adds(resnet.resnet_cifar(depth=depth, shortcut=shortcut)) / 1e6
+
+
+def train_mflop(depth, shortcut="A"):
+    """One image's training arithmetic: three forward passes' worth (forward, data and filter gradients)."""
+    return 3 * forward_mflop(depth, shortcut)
 
 
 def imagenet_train_images_per_sec(arch="resnet50", batch_size=32, xla=False, image_size=224, warmup_steps=2, steps=5):

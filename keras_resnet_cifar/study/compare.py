@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from keras_resnet_cifar import files
+from keras_resnet_cifar import errors, files
 from keras_resnet_cifar.models import presets
 from keras_resnet_cifar.study import plotting
 
@@ -78,7 +78,7 @@ def train_runs(
                 continue
             log(f"{run_name(depth, residual)}: training {steps:,} steps into {model_dir}")
             train.train_and_evaluate(
-                train.TrainConfig(
+                train.TrainConfig.of(
                     n=presets.resolve_n(depth, None),
                     residual=residual,
                     shortcut="A",
@@ -114,9 +114,9 @@ def read_curve(model_dir):
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
     except FileNotFoundError:
-        raise ValueError(f"{path} does not exist: train the run first (or drop --notrain)") from None
+        raise errors.ArgumentError(f"{path} does not exist: train the run first (or drop --notrain)") from None
     if not rows or "step" not in rows[0] or "error" not in rows[0]:
-        raise ValueError(f"{path} has no step and error columns: not a run of this package's train.py")
+        raise errors.ArgumentError(f"{path} has no step and error columns: not a run of this package's train.py")
 
     def column(name):
         return np.array([float(r[name]) if r.get(name) not in (None, "") else np.nan for r in rows])

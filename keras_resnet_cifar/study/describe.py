@@ -19,6 +19,7 @@ import re
 
 from keras import layers
 
+from keras_resnet_cifar import errors
 from keras_resnet_cifar.models import stats
 
 _BLOCK = re.compile(r"^conv(\d+)_block(\d+)_")
@@ -71,7 +72,7 @@ def breakdown(model):
     """
     by_name = {layer.name: layer for layer in model.layers}
     if "conv1_conv" not in by_name:
-        raise ValueError(f"{model.name} has no layer conv1_conv: not a CIFAR ResNet of this package.")
+        raise errors.ArgumentError(f"{model.name} has no layer conv1_conv: not a CIFAR ResNet of this package.")
     parts = [_initial(model, by_name)]
     stages = sorted({int(m.group(1)) for m in map(_BLOCK.match, by_name) if m})
     for index, stage in enumerate(stages, start=1):
@@ -108,7 +109,7 @@ def render(model, fmt="text"):
         A string ending in a newline.
     """
     if fmt not in ("text", "markdown"):
-        raise ValueError(f"fmt must be 'text' or 'markdown'. Received: fmt={fmt!r}")
+        raise errors.ArgumentError(f"fmt must be 'text' or 'markdown'. Received: fmt={fmt!r}")
     parts = breakdown(model)
     rows = [
         [
@@ -315,7 +316,7 @@ def model_from_flags(flags):
         elif key == "plain":
             kwargs["residual"] = False
         elif key != "format":
-            raise ValueError(f"unknown describe flag in a generated table: {flag!r}")
+            raise errors.ArgumentError(f"unknown describe flag in a generated table: {flag!r}")
     return resnet.resnet_cifar(**kwargs)
 
 

@@ -18,6 +18,7 @@ import re
 
 from keras import layers
 
+from keras_resnet_cifar import errors
 from keras_resnet_cifar.models import resnet
 from keras_resnet_cifar.study import describe, plotting
 
@@ -104,7 +105,7 @@ def block_nodes(model, prefix):
     """
     block = [layer for layer in model.layers if layer.name.startswith(prefix + "_")]
     if not block:
-        raise ValueError(f"{model.name} has no block {prefix!r}")
+        raise errors.ArgumentError(f"{model.name} has no block {prefix!r}")
     first = block[0]
     source = first.input if not isinstance(first.input, list) else first.input[0]
     nodes = [Node("input", _dims(source.shape), _COLOURS["input"])]
@@ -155,7 +156,7 @@ def stage_nodes(model, stage):
     """One node per block of stage ``stage`` (2, 3 or 4 in layer names), with skips."""
     prefixes = _blocks(model, stage)
     if not prefixes:
-        raise ValueError(f"{model.name} has no stage conv{stage}")
+        raise errors.ArgumentError(f"{model.name} has no stage conv{stage}")
     first = model.get_layer(prefixes[0] + "_1_conv")
     source = model.get_layer(prefixes[0] + "_1_pad").input if first.strides[0] > 1 else first.input
     nodes = [Node("input", _dims(source.shape), _COLOURS["input"])]

@@ -1,7 +1,9 @@
 """matplotlib, loaded on demand: plots are optional and need no display."""
 
+from keras_resnet_cifar import errors
 
-class PlotError(Exception):
+
+class PlotError(errors.Error):
     """Plotting was asked for but cannot run (matplotlib is missing)."""
 
 

@@ -10,6 +10,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from keras_resnet_cifar import errors
+
 
 def response_layers(model):
     """Names of the BatchNorm layers right after a 3x3 convolution, in model order.
@@ -50,9 +52,9 @@ def response_std(model, images, batch_size=250):
     """
     names = response_layers(model)
     if not names:
-        raise ValueError(f"{model.name} has no 3x3 convolution followed by BatchNormalization.")
+        raise errors.ArgumentError(f"{model.name} has no 3x3 convolution followed by BatchNormalization.")
     if len(images) == 0:
-        raise ValueError("response_std needs at least one image.")
+        raise errors.ArgumentError("response_std needs at least one image.")
     probe = keras.Model(model.input, [model.get_layer(name).output for name in names])
     count = np.zeros(len(names))
     total = np.zeros(len(names))

@@ -10,6 +10,8 @@ import time
 
 import numpy as np
 
+from keras_resnet_cifar import errors
+
 # aten operators by what they do in a ResNet step (self time; the rest is "other").
 CATEGORIES = {
     "convolution forward": ("aten::mkldnn_convolution", "aten::_convolution", "aten::convolution"),
@@ -55,16 +57,12 @@ def ours(depth=20, batch_size=128, steps=10, warmup_steps=5, images=None, precis
     from keras_resnet_cifar.training import machine, optimizer, runner
 
     if keras.backend.backend() != "torch":
-        raise ValueError(f"the profile is of the torch backend; Keras runs {keras.backend.backend()}")
+        raise errors.ArgumentError(f"the profile is of the torch backend; Keras runs {keras.backend.backend()}")
     rng = np.random.default_rng(0)
     if images is None:
         images = rng.integers(0, 256, (4 * batch_size, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, len(images)).astype(np.int64)
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        model = runner.training_model(lambda **layout: resnet.resnet_cifar(depth=depth, **layout))
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    model = runner.training_model(lambda **layout: resnet.resnet_cifar(depth=depth, **layout), dtype=precision)
     model.compile(
         optimizer=optimizer.sgd(0.01, 0.9, 1e-4),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

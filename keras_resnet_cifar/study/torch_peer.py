@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from keras_resnet_cifar import errors
 from keras_resnet_cifar.models.resnet import CIFAR10_MEAN, CIFAR10_STD
 
 SETTINGS = ("float32", "channels_last", "bfloat16", "channels_last+bfloat16")
@@ -87,7 +88,7 @@ def prepare(net, setting, compile_model):
     import torch
 
     if setting not in SETTINGS:
-        raise ValueError(f"setting must be one of {', '.join(SETTINGS)}. Received: {setting!r}")
+        raise errors.ArgumentError(f"setting must be one of {', '.join(SETTINGS)}. Received: {setting!r}")
     if "channels_last" in setting:
         net = net.to(memory_format=torch.channels_last)
     if not compile_model:

@@ -16,7 +16,7 @@ import time
 import keras
 import numpy as np
 
-from keras_resnet_cifar import files
+from keras_resnet_cifar import errors, files
 from keras_resnet_cifar.training.config import TrainingError
 
 STATE = "state.json"
@@ -152,6 +152,20 @@ class Backup(keras.callbacks.Callback):
                 os.remove(old)
 
 
+class StopOnNaN(keras.callbacks.Callback):
+    """Raises ``errors.NanLossError`` at the first batch whose loss is NaN or infinite.
+
+    Keras's ``TerminateOnNaN(raise_error=True)`` raises a plain
+    ``RuntimeError``, which a caller could tell from other errors only by
+    its text; this one raises its own type.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            raise errors.NanLossError(f"the loss is {float(loss)} at step {iterations(self.model)}.")
+
+
 class StopAtStep(keras.callbacks.Callback):
     """Ends training after exactly ``total_steps`` updates, mid-epoch if need be."""
 
@@ -160,9 +174,7 @@ class StopAtStep(keras.callbacks.Callback):
         self.total_steps = total_steps
 
     def on_train_batch_end(self, batch, logs=None):
-        step = iterations(self.model)
-        files.pause_point(f"step{step}")
-        if step >= self.total_steps:
+        if iterations(self.model) >= self.total_steps:
             self.model.stop_training = True
 
 

@@ -27,6 +27,7 @@ import dataclasses
 import json
 import os
 import re
+import sys
 
 from keras_resnet_cifar.training.config import TrainingError
 
@@ -236,12 +237,14 @@ def lost_peer(cluster, error):
     """A one-line ``TrainingError`` for a collective that failed because a peer went away, else None.
 
     Gloo (CPUs) fails the all-reduce at once when a peer's connection
-    closes; it knows the peer's address, not its process number, which two
-    processes make certain.
+    closes, as a ``JaxRuntimeError``: in a job of several processes, that
+    type out of ``fit`` is a failed collective (the step's own errors are
+    raised while tracing, as Python errors). Gloo knows the peer's address,
+    not its process number, which two processes make certain.
     """
-    text = str(error)
-    if not cluster.multi_process or not re.search(r"Connection (closed|reset) by peer|Gloo .* failed", text):
+    if not cluster.multi_process or not isinstance(error, _runtime_error_types()):
         return None
+    text = str(error)
     if cluster.num_processes == 2:
         who = f"process {1 - cluster.process_id} of 2 stopped"
     else:
@@ -251,6 +254,13 @@ def lost_peer(cluster, error):
         f"{who} ({detail}), and the job cannot go on without it; re-run every process with the same command "
         "to resume from the last completed epoch"
     )
+
+
+def _runtime_error_types():
+    """JAX's runtime error classes (the type failed collectives raise), where JAX is imported."""
+    jax_errors = sys.modules.get("jax.errors")
+    found = getattr(jax_errors, "JaxRuntimeError", None) if jax_errors else None
+    return (found,) if found is not None else ()
 
 
 def _difference(key, index, theirs, chief):

@@ -11,77 +11,37 @@ NaN stop, mixed precision, MirroredStrategy, save and export.
 
 import dataclasses
 import math
+import os
 
 import keras
 import tensorflow as tf
 
+from keras_resnet_cifar import errors
 from keras_resnet_cifar.data import imagenet_data
 from keras_resnet_cifar.models import imagenet
 from keras_resnet_cifar.training import config as config_lib
-from keras_resnet_cifar.training import runner, schedules
+from keras_resnet_cifar.training import options, runner, schedules
 from keras_resnet_cifar.training.config import TrainingError
 
 BASE_BATCH = 256
 BASE_LR = 0.1
 
 
-@dataclasses.dataclass
-class ImageNetConfig:
-    """One ImageNet run; defaults are the paper's (with torchvision's v1.5 blocks)."""
-
-    arch: str = "resnet50"
-    residual: bool = True
-    shortcut: str = "B"
-    stride_on: str = "3x3"
-    data_dir: str | None = None
-    manual_dir: str | None = None
-    model_dir: str = "runs/imagenet"
-    image_size: int = 224
-    scale_augmentation: bool = False
-    batch_size: int = 256
-    learning_rate: float | None = None
-    schedule: str = "step"
-    epochs: int | None = 90
-    steps: int | None = None
-    warmup_epochs: float = 0.0
-    label_smoothing: float = 0.0
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    precision: str = "auto"
-    xla: bool | None = None
-    strategy: str = "auto"
-    seed: int = 0
-    verbose: int | None = None
-    export: bool = True
-    overwrite: bool = False
-    allow_lr_change: bool = False
-    deterministic: bool = False
+# The paper's length, in epochs, when neither steps nor epochs are given.
+DEFAULT_EPOCHS = 90
+# The ImageNet task's options (``options.IMAGENET``) and ``run``: the run
+# options, batch 256 by default. Defaults are the paper's (with
+# torchvision's v1.5 blocks).
+ImageNetConfig = options.task_config("ImageNetConfig", options.IMAGENET, options.IMAGENET_RUN_DEFAULTS, __name__)
 
 
 def check_config(config):
-    """Raises ``TrainingError`` naming the first bad setting."""
-    checks = [
-        (
-            config.arch in imagenet.ARCHITECTURES,
-            f"arch must be one of {', '.join(imagenet.ARCHITECTURES)}, got {config.arch!r}",
-        ),
-        (config.shortcut in ("A", "B", "C"), f"shortcut must be A, B or C, got {config.shortcut!r}"),
-        (config.stride_on in ("3x3", "1x1"), f"stride_on must be 3x3 or 1x1, got {config.stride_on!r}"),
-        (config.image_size >= 32, f"image_size must be >= 32, got {config.image_size}"),
-        (config.schedule in schedules.IMAGENET_SCHEDULES, f"schedule must be step or cosine, got {config.schedule!r}"),
-        (config.steps is None or config.steps >= 1, f"steps must be >= 1, got {config.steps}"),
-        (config.epochs is None or config.epochs >= 1, f"epochs must be >= 1, got {config.epochs}"),
-        (config.learning_rate is None or config.learning_rate > 0, f"lr must be > 0, got {config.learning_rate}"),
-        (config.warmup_epochs >= 0, f"warmup_epochs must be >= 0, got {config.warmup_epochs}"),
-        (0 <= config.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {config.label_smoothing}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise TrainingError(message)
-    config_lib.check_options(config_lib.run_options(config))
+    """Raises ``ConfigError`` (a ``TrainingError``) naming the first bad setting."""
+    options.check(config)
 
 
-def build(config, num_classes, data_format="channels_last", weight_decay=None):
+def build(config, num_classes, data_format="channels_last", weight_decay=None, dtype=None):
+    """The model an ``ImageNetConfig`` trains (arguments as ``Task.build_model``)."""
     return imagenet.resnet_imagenet(
         config.arch,
         residual=config.residual,
@@ -89,8 +49,9 @@ def build(config, num_classes, data_format="channels_last", weight_decay=None):
         stride_on=config.stride_on,
         num_classes=num_classes,
         input_shape=(config.image_size, config.image_size, 3),
-        weight_decay=config.weight_decay if weight_decay is None else weight_decay,
+        weight_decay=config.run.weight_decay if weight_decay is None else weight_decay,
         data_format=data_format,
+        dtype=dtype,
     )
 
 
@@ -101,30 +62,33 @@ def train_imagenet(config, log=print):
         The final metrics (also in ``model_dir/metrics.json``).
     """
     check_config(config)
-    return runner.run(config_lib.run_options(config), lambda: make_task(config, log), log)
+    run = config.run
+    if run.model_dir is None:
+        run = dataclasses.replace(run, model_dir=os.path.join("runs", config.arch))
+    return runner.run(run, lambda: make_task(config, log), log)
 
 
 def make_task(config, log=print):
     """Opens the data and describes the ImageNet run for the runner."""
     source = imagenet_data.load(config.data_dir, config.manual_dir)
     log(source.describe())
-    steps_per_epoch = source.train_size // config.batch_size
+    steps_per_epoch = source.train_size // config.run.batch_size
     if steps_per_epoch < 1:
-        raise TrainingError(f"{source.train_size} training images are fewer than one batch of {config.batch_size}")
-    total_steps = config.steps or config.epochs * steps_per_epoch
+        raise TrainingError(f"{source.train_size} training images are fewer than one batch of {config.run.batch_size}")
+    total_steps = config.run.steps or (config.run.epochs or DEFAULT_EPOCHS) * steps_per_epoch
     steps_per_epoch = min(steps_per_epoch, total_steps)
-    learning_rate = config.learning_rate or BASE_LR * config.batch_size / BASE_BATCH
+    learning_rate = config.run.learning_rate or BASE_LR * config.run.batch_size / BASE_BATCH
     warmup = round(config.warmup_epochs * steps_per_epoch)
     try:
         schedule = schedules.make_schedule(config.schedule, learning_rate, total_steps, warmup)
     except ValueError as e:
-        raise TrainingError(str(e)) from None
+        raise errors.ConfigError(str(e)) from None
     num_classes = len(source.class_names)
 
     def one_hot(images, labels):
         return images, tf.one_hot(labels, num_classes)
 
-    val_ds = imagenet_data.eval_dataset(source, config.batch_size, config.image_size)
+    val_ds = imagenet_data.eval_dataset(source, config.run.batch_size, config.image_size)
     settings = {
         key: getattr(config, key)
         for key in (
@@ -136,13 +100,17 @@ def make_task(config, log=print):
             "manual_dir",
             "image_size",
             "scale_augmentation",
-            "steps",
             "label_smoothing",
-            "weight_decay",
             "schedule",
         )
     }
-    settings.update(learning_rate=learning_rate, warmup_steps=warmup, data_source=source.description)
+    settings.update(
+        steps=config.run.steps,
+        weight_decay=config.run.weight_decay,
+        learning_rate=learning_rate,
+        warmup_steps=warmup,
+        data_source=source.description,
+    )
     size = config.image_size
     return config_lib.Task(
         dataset="imagenet2012",
@@ -160,7 +128,7 @@ def make_task(config, log=print):
         ),
         build_model=lambda **layout: build(config, num_classes, **layout),
         train_dataset=lambda first_step: imagenet_data.train_dataset(
-            source, config.batch_size, size, config.scale_augmentation, config.seed, first_step=first_step
+            source, config.run.batch_size, size, config.scale_augmentation, config.run.seed, first_step=first_step
         ).map(one_hot),
         val_dataset=None if val_ds is None else lambda: val_ds.map(one_hot),
         test_dataset=None,
@@ -172,7 +140,7 @@ def make_task(config, log=print):
             keras.metrics.TopKCategoricalAccuracy(5, name="top5_accuracy"),
         ],
         schedule=schedule,
-        weight_decay=config.weight_decay,
+        weight_decay=config.run.weight_decay,
         steps_per_epoch=steps_per_epoch,
         epochs=math.ceil(total_steps / steps_per_epoch),
         total_steps=total_steps,

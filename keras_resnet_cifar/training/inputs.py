@@ -73,3 +73,15 @@ def eval_input(task, input_kind, split):
         return None if data is None else array_input.EvalBatches(*data, task.arrays["batch_size"])
     make = task.val_dataset if split == "val" else task.test_dataset
     return None if make is None else machine.input_threads(make())
+
+
+def is_input_error(error):
+    """Whether ``error`` is TensorFlow's ``InvalidArgumentError`` (a tf.data input that failed on bad data).
+
+    Checked by type, on the class of a TensorFlow already imported: a run
+    without TensorFlow has no such errors.
+    """
+    import sys
+
+    tf_errors = sys.modules.get("tensorflow.python.framework.errors_impl")
+    return tf_errors is not None and isinstance(error, tf_errors.InvalidArgumentError)

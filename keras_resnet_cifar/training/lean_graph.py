@@ -32,7 +32,8 @@ class LeanGraph(keras.Model):
     def call(self, inputs, training=None, mask=None):
         calls = self.__dict__.get("_lean_calls")
         if calls is None:
-            calls = {id(op): _plain_call(op) for op in self.operations}
+            mixed = any(_is_mixed(op) for op in self.operations)
+            calls = {id(op): _plain_call(op, mixed) for op in self.operations}
             # Set past Keras's attribute tracking: a cache, not model state.
             object.__setattr__(self, "_lean_calls", calls)
 
@@ -53,8 +54,17 @@ class LeanGraph(keras.Model):
             return self._run_through_graph(inputs, operation_fn=operation_fn)
 
 
-def _plain_call(op):
-    """``(call, takes_training)``: ``op.call``, with ``__call__``'s autocasting under a mixed policy."""
+def _is_mixed(op):
+    return isinstance(op, keras.layers.Layer) and op.autocast and op.compute_dtype != op.variable_dtype
+
+
+def _plain_call(op, mixed_model):
+    """``(call, takes_training)``: ``op.call``, with ``__call__``'s autocasting in a mixed-precision model.
+
+    ``mixed_model``: whether any layer of the model computes in another
+    dtype than its variables' (a mixed policy, global or passed to the
+    builder as ``dtype``).
+    """
     takes_training = "training" in inspect.signature(op.call).parameters
     if not isinstance(op, keras.layers.Layer) or not op.autocast:
         return op.call, takes_training
@@ -63,7 +73,7 @@ def _plain_call(op):
     # policy float32 ones (the classifier) read theirs as they are, and both
     # take their floating inputs in the compute dtype, as __call__ gives them.
     mixed = compute != op.variable_dtype
-    if not mixed and not keras.mixed_precision.dtype_policy().name.startswith("mixed"):
+    if not mixed and not mixed_model:
         return op.call, takes_training
     from keras.src.backend.common.variables import AutocastScope  # checked by fast_path
 

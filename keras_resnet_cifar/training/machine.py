@@ -11,9 +11,10 @@ import importlib.util
 import os
 import sys
 
-BACKENDS = ("auto", "tensorflow", "torch", "jax")
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-STRATEGIES = ("auto", "mirrored", "one_device")
+from keras_resnet_cifar import errors
+from keras_resnet_cifar.training import options
+
+BACKENDS, PRECISIONS, STRATEGIES = options.BACKENDS, options.PRECISIONS, options.STRATEGIES
 # The CPU features that decide speed here.
 SPEED_FLAGS = {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "amx_tile"}
 
@@ -97,7 +98,7 @@ def resolve_backend(backend, num_processes=1):
     is torch and torch is not installed.
     """
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}. Received: backend={backend!r}")
+        raise errors.ArgumentError(f"backend must be one of {', '.join(BACKENDS)}. Received: backend={backend!r}")
     if backend != "auto":
         return backend
     if num_processes > 1:
@@ -121,13 +122,13 @@ def select_backend(backend, num_processes=1):
     name = resolve_backend(backend, num_processes)
     if name != "tensorflow" and not installed(name):
         extra = "torch" if name == "torch" else "jax"
-        raise ValueError(
+        raise errors.ArgumentError(
             f"--backend={name} needs {name}, which is not installed: pip install -e '.[{extra}]', "
             "or pass --backend=tensorflow"
         )
     keras = sys.modules.get("keras")
     if keras is not None and keras.backend.backend() != name:
-        raise ValueError(f"Keras is already imported with the {keras.backend.backend()} backend, not {name}")
+        raise errors.ArgumentError(f"Keras is already imported with the {keras.backend.backend()} backend, not {name}")
     os.environ["KERAS_BACKEND"] = name
     return name
 

@@ -33,12 +33,13 @@ import sys
 import keras
 import numpy as np
 
-from keras_resnet_cifar import files
-from keras_resnet_cifar.data import array_input, augment
+from keras_resnet_cifar import errors, files
+from keras_resnet_cifar.data import augment
 from keras_resnet_cifar.data.arrays import DataError
 from keras_resnet_cifar.serving import loading
 from keras_resnet_cifar.training import callbacks, distributed, fast_path, inputs, machine, optimizer, run_dir, run_log
-from keras_resnet_cifar.training.config import TrainingError, check_options
+from keras_resnet_cifar.training import options as schema
+from keras_resnet_cifar.training.config import TrainingError
 
 # Run settings that must match to resume a run in the same model_dir, on top
 # of each task's own (``Task.resume_keys``).
@@ -79,7 +80,7 @@ def run(options, make_task, log=print):
         files.WriteError: an output could not be written.
         DataError: missing or bad data.
     """
-    check_options(options)
+    schema.check(options)
     cluster = distributed.cluster_from(options.coordinator_address, options.num_processes, options.process_id)
     distributed.check_backend(cluster, keras.backend.backend())
     inputs.check_processes(options.batch_size, cluster)
@@ -196,14 +197,19 @@ def _train(task, options, setup, log):
     model_dir = options.model_dir
     backup_dir = os.path.join(model_dir, "backup")
     cluster = setup.cluster
-    keras.mixed_precision.set_global_policy(setup.precision)
     try:
         with setup.strategy.scope() if setup.strategy is not None else contextlib.nullcontext():
-            net = training_model(task.build_model, log)
+            # The policy goes to the layers, not to Keras's global state: a
+            # caller's global policy is left as it was.
+            net = training_model(task.build_model, log, dtype=setup.precision)
             model = net if setup.input == "tfdata" else augment.with_augmentation(net, task.arrays["seed"])
+            # The weight decay is applied in the update, not as the model's regularisers.
+            sgd = optimizer.sgd(task.schedule, options.momentum, task.weight_decay)
+            if setup.precision == "mixed_float16":
+                # What compile(auto_scale_loss=True) does for a model built under a global mixed_float16 policy.
+                sgd = keras.optimizers.LossScaleOptimizer(sgd, name="loss_scale_optimizer")
             model.compile(
-                # The weight decay is applied in the update, not as the model's regularisers.
-                optimizer=optimizer.sgd(task.schedule, options.momentum, task.weight_decay),
+                optimizer=sgd,
                 loss=task.loss(True),
                 metrics=task.metrics(),
                 jit_compile=setup.xla,
@@ -218,7 +224,7 @@ def _train(task, options, setup, log):
             log(f"Resuming from {backup_dir}: {done} epoch(s) done, going on with epoch {done + 1}")
         verbose = options.verbose if options.verbose is not None else (1 if sys.stdout.isatty() else 0)
         run_callbacks = [
-            keras.callbacks.TerminateOnNaN(raise_error=True),
+            callbacks.StopOnNaN(),
             callbacks.StopAtStep(task.total_steps),
         ]
         if cluster.is_chief:
@@ -235,15 +241,15 @@ def _train(task, options, setup, log):
             verbose=1 if verbose == 1 and cluster.is_chief else 0,
             shuffle=False,
         )
-    except RuntimeError as e:
-        raise distributed.lost_peer(cluster, e) or nan_error(e, backup_dir) from None
+    except errors.NanLossError as e:
+        raise nan_stop(e, backup_dir) from None
     except Exception as e:
-        if type(e).__name__ == "InvalidArgumentError" and type(e).__module__.startswith("tensorflow"):
+        lost = distributed.lost_peer(cluster, e)
+        if lost:
+            raise lost from None
+        if inputs.is_input_error(e):
             raise DataError(f"training input failed: {files.error_text(e)}") from None
         raise
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    array_input.record_weights(net, cluster.process_id)
     # Every later model lives in this process alone: the weights are each
     # process's own replica, and process 0 saves them without the others.
     distributed.leave_distribution()
@@ -253,9 +259,8 @@ def _train(task, options, setup, log):
     # The saved model is float32, channels_last, uncompiled and of built-in
     # layers, whatever the run used: it loads with Keras alone under any
     # backend, carries no optimizer, and serves fast on CPUs.
-    final = task.build_model(data_format="channels_last", weight_decay=task.weight_decay)
+    final = task.build_model(data_format="channels_last", weight_decay=task.weight_decay, dtype="float32")
     final.set_weights(net.get_weights())
-    files.pause_point("before_save")
     files.save_model(final, os.path.join(model_dir, "model.keras"))
     shutil.rmtree(backup_dir, ignore_errors=True)
     return final
@@ -278,13 +283,14 @@ def _writing_callbacks(task, options, verbose, log):
     return found
 
 
-def training_model(build_model, log=None, data_format=None):
+def training_model(build_model, log=None, data_format=None, dtype=None):
     """The model as it trains under this backend: its layout, no regularisers; under torch, fused and lean.
 
     Args:
-        build_model: ``(data_format, weight_decay) -> model``, as ``Task.build_model``.
+        build_model: ``(data_format, weight_decay, dtype) -> model``, as ``Task.build_model``.
         log: where ``fast_path`` says that it falls back to the stock path.
         data_format: the layout; default the machine's (``machine.resolve_data_format``).
+        dtype: the layers' dtype policy (the run's precision); None: Keras's global policy.
 
     Returns:
         A model with the saved model's weights in the same order, so one's
@@ -292,7 +298,7 @@ def training_model(build_model, log=None, data_format=None):
         (``optimizer.sgd``).
     """
     data_format = data_format or machine.resolve_data_format(keras.backend.backend())
-    model = build_model(data_format=data_format, weight_decay=0)
+    model = build_model(data_format=data_format, weight_decay=0, dtype=dtype)
     return fast_path.accelerate(model, log)
 
 
@@ -303,7 +309,7 @@ def _finish(final, task, options, input_kind, log):
     metrics = run_log.train_metrics(rows[-1] if rows else {})
     # Evaluated without the saved model's L2 regularisers (kept for those who
     # fine-tune it), so the loss is the cross-entropy the epochs log.
-    evaluated = task.build_model(data_format="channels_last", weight_decay=0)
+    evaluated = task.build_model(data_format="channels_last", weight_decay=0, dtype="float32")
     evaluated.set_weights(final.get_weights())
     evaluated.compile(loss=task.loss(False), metrics=task.metrics())
     for split in ("val", "test"):
@@ -357,17 +363,15 @@ def _finish(final, task, options, input_kind, log):
     return metrics
 
 
-def nan_error(error, backup_dir):
-    """A ``TrainingError`` for TerminateOnNaN's RuntimeError; any other error unchanged."""
-    if "nan" not in str(error).lower() and "inf" not in str(error).lower():
-        return error
+def nan_stop(error, backup_dir):
+    """A ``NanLossError`` for ``callbacks.StopOnNaN``'s, with what to do next (resume from the backup, if any)."""
     done = callbacks.backup_epoch(backup_dir)
     if done:
-        return TrainingError(
+        return errors.NanLossError(
             f"training stopped: {error} Epoch {done} completed and is kept in {backup_dir}: re-run the same "
             "command with a lower --lr and --allow_lr_change to resume from it"
         )
-    return TrainingError(
+    return errors.NanLossError(
         f"training stopped: {error} No epoch completed, so there is nothing to resume: "
         "re-run the same command with a lower --lr to start again"
     )

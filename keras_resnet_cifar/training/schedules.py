@@ -9,8 +9,10 @@ update, so update number ``i`` (counting from 0) uses ``schedule(i)``.
 
 import keras
 
-SCHEDULES = ("paper", "cosine", "onecycle")  # CIFAR's
-IMAGENET_SCHEDULES = ("step", "cosine")
+from keras_resnet_cifar import errors
+from keras_resnet_cifar.training import options
+
+SCHEDULES, IMAGENET_SCHEDULES = options.CIFAR_SCHEDULES, options.IMAGENET_SCHEDULES
 # Where the step schedules divide the rate by 10, as fractions of the run:
 # the paper's CIFAR 32k and 48k of 64k; ImageNet's epochs 30, 60, 80 of 90.
 _DECAYS = {"paper": ((1, 2), (3, 4)), "step": ((1, 3), (2, 3), (8, 9))}
@@ -63,20 +65,22 @@ def make_schedule(name, learning_rate, total_steps, warmup_steps=0):
     """
     names = SCHEDULES + tuple(n for n in IMAGENET_SCHEDULES if n not in SCHEDULES)
     if name not in names:
-        raise ValueError(f"schedule must be one of {', '.join(names)}. Received: {name!r}")
+        raise errors.ArgumentError(f"schedule must be one of {', '.join(names)}. Received: {name!r}")
     if total_steps < 1:
-        raise ValueError(f"total_steps must be >= 1. Received: {total_steps}")
+        raise errors.ArgumentError(f"total_steps must be >= 1. Received: {total_steps}")
     if name in _DECAYS:
         decays = [total_steps * num // den for num, den in _DECAYS[name]]
         if decays[0] < 1 or sorted(set(decays)) != decays:
             fewest = next(t for t in range(total_steps, 10_000) if _decays_apart(name, t))
             shares = ", ".join(f"{num}/{den}" for num, den in _DECAYS[name])
-            raise ValueError(
+            raise errors.ArgumentError(
                 f"the {name} schedule divides the rate at {shares} of the steps, so it needs at least {fewest} "
                 f"steps. Received: total_steps={total_steps}"
             )
         if not 0 <= warmup_steps < decays[0]:
-            raise ValueError(f"warmup_steps must be below the first decay step {decays[0]}. Received: {warmup_steps}")
+            raise errors.ArgumentError(
+                f"warmup_steps must be below the first decay step {decays[0]}. Received: {warmup_steps}"
+            )
         # PiecewiseConstantDecay keeps values[i] while step <= boundaries[i]:
         # boundary b - 1 makes step b the first at the new rate.
         boundaries = [b - 1 for b in decays]
@@ -87,7 +91,9 @@ def make_schedule(name, learning_rate, total_steps, warmup_steps=0):
         return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
     if name == "cosine":
         if not 0 <= warmup_steps < total_steps:
-            raise ValueError(f"warmup_steps must be below total_steps {total_steps}. Received: {warmup_steps}")
+            raise errors.ArgumentError(
+                f"warmup_steps must be below total_steps {total_steps}. Received: {warmup_steps}"
+            )
         return keras.optimizers.schedules.CosineDecay(
             0.0 if warmup_steps else learning_rate,
             decay_steps=max(1, total_steps - warmup_steps),
