@@ -125,8 +125,80 @@ def save_model(model, path):
 
 
 def save_weights(model, path):
-    """Saves a Keras model's weights to ``path`` (.weights.h5) through a temporary file."""
-    _atomic(path, model.save_weights)
+    """Saves a Keras model's weights (and optimizer state) to ``path`` (.weights.h5) through a temporary file.
+
+    The HDF5 file is built in memory and written with plain writes, its
+    space reserved first: h5py never writes to the disk, so a full disk is
+    one ``WriteError``. (h5py objects left half-written by a full disk have
+    crashed the process when they were freed.) Where Keras does not write
+    to memory (``weights_in_memory`` is None), it writes the file itself.
+    """
+    data = weights_in_memory(model, os.path.basename(path))
+    if data is None:
+        _atomic(path, model.save_weights)
+    else:
+        write_bytes(path, data)
+
+
+class _NamedBuffer(io.BytesIO):
+    """An in-memory file whose ``str()`` is a file name (Keras checks the ``.weights.h5`` ending on it)."""
+
+    def __init__(self, name):
+        super().__init__()
+        self.name = name
+
+    def __str__(self):
+        return self.name
+
+
+def weights_in_memory(model, name):
+    """``model.save_weights``'s HDF5 file as bytes, or None where this Keras writes only to paths.
+
+    Keras 3 writes HDF5 weights to an ``io.BytesIO`` (its ``H5IOStore``
+    takes one); a release that stops doing so is caught here and the caller
+    writes to the disk instead.
+    """
+    buffer = _NamedBuffer(name)
+    try:
+        model.save_weights(buffer)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    data = buffer.getvalue()
+    return data if data.startswith(b"\x89HDF\r\n\x1a\n") else None
+
+
+def write_bytes(path, data):
+    """Writes ``data`` to ``path`` through a temporary file; its space is reserved before any byte is written."""
+
+    def write(tmp):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            if data:
+                try:  # a full disk fails here, before any byte is written
+                    os.posix_fallocate(fd, 0, len(data))
+                except OSError as e:
+                    if e.errno == errno.ENOSPC:
+                        raise
+                    # Not supported by this file system: the writes below report a full disk instead.
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    _atomic(path, write)
+
+
+def sha256(path, chunk=1 << 20):
+    """The hex SHA-256 of a file's bytes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_text(path, text):
@@ -193,10 +265,11 @@ def hold_directory(path, flag):
     import socket
 
     lock_path = os.path.join(path, ".lock")
+    created = not os.path.exists(lock_path)
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise WriteError(f"cannot write {lock_path}: {e.strerror or e}") from None
+        raise WriteError(f"cannot write {lock_path}: {failure_reason(e)}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -206,8 +279,17 @@ def hold_directory(path, flag):
             f"{flag} {path} is in use by {holder}: wait until that run ends, or choose another {flag}"
         ) from None
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        # Written, then cut to its length: an existing file's block is reused, so only a new
+        # file can find the disk full, and then it is removed again (this process holds its lock).
+        record = f"process {os.getpid()} on {socket.gethostname()}\n".encode()
+        os.pwrite(fd, record, 0)
+        os.ftruncate(fd, len(record))
+    except OSError as e:
+        if created:
+            _remove(lock_path)
+        os.close(fd)
+        raise WriteError(f"cannot write {lock_path}: {failure_reason(e)}") from None
+    try:
         yield
     finally:
         os.close(fd)  # releases the lock

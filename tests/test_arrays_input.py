@@ -115,6 +115,31 @@ def test_npz_round_trip_and_errors(tmp_path):
     )
     with pytest.raises(arrays.DataError, match=r"uint8 \[N, 32, 32, 3\]"):
         arrays.load_npz(str(tmp_path / "gray.npz"))
+    # Labels that are not class numbers are refused, never truncated (0.5 would train as class 0).
+    np.savez(
+        tmp_path / "halves.npz",
+        train_images=np.zeros((2, 32, 32, 3), np.uint8),
+        train_labels=np.array([0.5, 1.0]),
+        class_names=np.array(["a", "b"]),
+    )
+    with pytest.raises(arrays.DataError, match="train_labels must be integer class numbers, got float64"):
+        arrays.load_npz(str(tmp_path / "halves.npz"))
+    # An empty file, an empty split and a bare .npy are data errors, not crashes.
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(arrays.DataError, match="not a readable .npz file"):
+        arrays.load_npz(str(tmp_path / "empty.npz"))
+    np.savez(
+        tmp_path / "none.npz",
+        train_images=np.zeros((0, 32, 32, 3), np.uint8),
+        train_labels=np.zeros(0, int),
+        class_names=np.array(["a"]),
+    )
+    with pytest.raises(arrays.DataError, match="train_images holds no images"):
+        arrays.load_npz(str(tmp_path / "none.npz"))
+    np.save(tmp_path / "bare.npy", np.zeros(3))
+    (tmp_path / "bare.npy").rename(tmp_path / "bare.npz")
+    with pytest.raises(arrays.DataError, match="a single .npy array, not a .npz file"):
+        arrays.load_npz(str(tmp_path / "bare.npz"))
 
 
 def _run_without_tf(*args, env_extra=None):

@@ -299,3 +299,146 @@ def test_the_training_loop_is_the_runners_alone():
         "keras_resnet_cifar/study/step_profile.py",
         "keras_resnet_cifar/training/runner.py",
     ]
+
+
+def _job_pids(marker):
+    """Live processes (not zombies) whose environment holds ``KRC_TEST_JOB=<marker...>``, read from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:  # gone, or not ours
+            continue
+        if state != "Z" and any(v.startswith(b"KRC_TEST_JOB=" + marker.encode()) for v in env):
+            found.append(int(entry))
+    return found
+
+
+def _kill_job(marker):
+    for pid in _job_pids(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _wait_for(path, text, proc, seconds=240):
+    deadline = time.time() + seconds
+    while text not in path.read_text():
+        assert time.time() < deadline and proc.poll() is None, path.read_text()
+        time.sleep(0.5)
+
+
+def _errors(path):
+    return [line for line in path.read_text().splitlines() if line.startswith("error:")]
+
+
+def test_a_command_killed_by_pid_takes_its_training_with_it_and_the_job_stops(runs):
+    tmp, data_dir, port, job = runs["tmp"], runs["data"], _free_port(), f"krc-orphan-{os.getpid()}"
+    logs = [open(tmp / f"orphan-{i}.txt", "w") for i in range(2)]
+    procs = []
+    try:
+        env1 = {"KRC_TEST_PAUSE_AT": "step3", "KRC_TEST_JOB": job + "-1"}
+        procs.append(_start(tmp / "orphan", data_dir, logs[1], env=env1, process=1, port=port))
+        procs.append(_start(tmp / "orphan", data_dir, logs[0], env={"KRC_TEST_JOB": job + "-0"}, process=0, port=port))
+        _wait_for(tmp / "orphan-1.txt", "paused at step3", procs[0])
+        os.kill(procs[0].pid, signal.SIGKILL)  # the command alone, not its group
+        procs[0].wait()
+        killed = time.time()
+        while _job_pids(job + "-1") and time.time() - killed < 10:
+            time.sleep(0.2)
+        assert not _job_pids(job + "-1")  # its training child died with it
+        code = procs[1].wait(timeout=150)
+        assert time.time() - killed < 150 and code != 0
+    finally:
+        for proc in procs:
+            _kill(proc)
+        _kill_job(job)
+        for log in logs:
+            log.close()
+    [line] = _errors(tmp / "orphan-0.txt")
+    assert "process 1 of 2 stopped" in line
+    assert not _job_pids(job)
+
+
+def test_processes_that_disagree_on_num_processes_stop_naming_it(tmp_path):
+    data_dir, port, job = _data(tmp_path), _free_port(), f"krc-count-{os.getpid()}"
+    procs, logs = [], [tmp_path / f"count-{i}.txt" for i in range(2)]
+    try:
+        for i, count in ((1, 3), (0, 2)):
+            with open(logs[i], "w") as log:
+                args = [sys.executable, TRAIN, *FLAGS, f"--data_dir={data_dir}", f"--model_dir={tmp_path / 'run'}"]
+                args += ["--batch_size=12", f"--coordinator_address=127.0.0.1:{port}"]  # 12 divides over 2 and 3
+                args += [f"--num_processes={count}", f"--process_id={i}"]
+                env = dict(hook_env(KRC_TEST_JOB=job), KERAS_BACKEND="jax")
+                procs.append(
+                    subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                )
+        started = time.time()
+        codes = [proc.wait(timeout=120) for proc in procs]
+        assert time.time() - started < 120
+    finally:
+        for proc in procs:
+            _kill(proc)
+        _kill_job(job)
+    for i in range(2):
+        [line] = _errors(logs[i])
+        assert "--num_processes=3" in line and "--num_processes=2" in line, logs[i].read_text()
+        assert "internal error" not in logs[i].read_text()
+    assert codes == [1, 1] and not _job_pids(job)
+
+
+def test_two_processes_with_process_id_0_are_refused_naming_it(tmp_path):
+    data_dir, port, job = _data(tmp_path), _free_port(), f"krc-dup-{os.getpid()}"
+    procs, logs = [], [tmp_path / f"dup-{i}.txt" for i in range(2)]
+    try:
+        for k in range(2):
+            with open(logs[k], "w") as log:
+                env = {"KRC_TEST_JOB": job}
+                procs.append(
+                    _start(tmp_path / "run", data_dir, log, "--join_timeout=40", env=env, process=0, port=port)
+                )
+            time.sleep(8)  # the second comes after the first has its port
+        started = time.time()
+        second = procs[1].wait(timeout=60)
+        first = procs[0].wait(timeout=90)  # it waits for a process 1 that never comes: the join timeout
+        assert time.time() - started < 90
+    finally:
+        for proc in procs:
+            _kill(proc)
+        _kill_job(job)
+    [line] = _errors(logs[1])
+    assert second == 1 and "another process runs as --process_id=0" in line and "its own --process_id" in line
+    [line] = _errors(logs[0])
+    assert first == 1 and "could not join the job" in line and "each with its own --process_id" in line
+    assert not _job_pids(job)
+
+
+def test_sigterm_while_waiting_for_the_others_to_join_exits_143_in_one_line(tmp_path):
+    data_dir, port, job = _data(tmp_path), _free_port(), f"krc-term-{os.getpid()}"
+    log_path = tmp_path / "term.txt"
+    with open(log_path, "w") as log:
+        proc = _start(tmp_path / "run", data_dir, log, env={"KRC_TEST_JOB": job}, process=1, port=port)
+        try:
+            # Process 0 never starts: once the supervised child is up, it waits to join.
+            deadline = time.time() + 120
+            while len(_job_pids(job)) < 2:
+                assert time.time() < deadline and proc.poll() is None, log_path.read_text()
+                time.sleep(0.5)
+            time.sleep(15)  # into jax.distributed.initialize
+            proc.send_signal(signal.SIGTERM)  # the command, as a scheduler sends it
+            code = proc.wait(timeout=30)
+        finally:
+            _kill(proc)
+            _kill_job(job)
+    output = log_path.read_text()
+    assert code == 143, output
+    assert [line for line in output.splitlines() if line.strip()][-1].startswith(
+        "terminated (SIGTERM): re-run the same command"
+    ), output
+    assert "Traceback" not in output and not _job_pids(job)

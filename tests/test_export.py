@@ -362,3 +362,25 @@ def _card_model(key, depth, shortcut):
 def test_the_model_card_states_the_true_depth_and_shortcut(key, depth, shortcut):
     card = export.describe(_card_model(key, depth, shortcut))
     assert (card["depth"], card["shortcut"]) == (depth, shortcut)
+
+
+def test_a_npy_batch_of_pixels_scaled_to_0_1_is_refused_not_read_as_black(tmp_path):
+    from keras_resnet_cifar.data.arrays import DataError
+    from keras_resnet_cifar.serving import predict
+
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("uint8")
+    np.save(tmp_path / "scaled.npy", pixels / 255.0)
+    with pytest.raises(DataError, match=r"pixels scaled to 0..1; the models take raw 0..255 pixels"):
+        predict.read_npy(str(tmp_path / "scaled.npy"))
+    np.save(tmp_path / "raw.npy", pixels.astype("float32"))
+    np.testing.assert_array_equal(predict.read_npy(str(tmp_path / "raw.npy")), pixels)
+    for name, bad, message in (
+        ("empty.npy", np.zeros((0, 32, 32, 3), np.uint8), "with N >= 1"),
+        ("nan.npy", np.full((1, 32, 32, 3), np.nan), "not all finite"),
+    ):
+        np.save(tmp_path / name, bad)
+        with pytest.raises(DataError, match=message):
+            predict.read_npy(str(tmp_path / name))
+    np.savez(tmp_path / "archive.npz", x=pixels)
+    with pytest.raises(DataError, match="is a .npz archive"):
+        predict.read_npy(str(tmp_path / "archive.npz"))

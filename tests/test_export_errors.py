@@ -84,16 +84,21 @@ def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(zoo_model, tmp_pat
     assert left == []
 
 
-def test_training_on_a_full_disk_is_one_line_and_keeps_the_run_directory_readable(tmp_path):
+@pytest.fixture(scope="module")
+def two_class_data(tmp_path_factory):
     from tests import datagen
 
-    datagen.image_folder(tmp_path / "data", ["a", "b"], per_class=16)
-    run = tmp_path / "run"
-    cmd = [
+    root = tmp_path_factory.mktemp("data")
+    datagen.image_folder(root, ["a", "b"], per_class=16)
+    return root
+
+
+def _train_cmd(data_dir, run, *extra):
+    return [
         sys.executable,
         str(REPO / "tools" / "train.py"),
         "--depth=8",
-        f"--data_dir={tmp_path / 'data'}",
+        f"--data_dir={data_dir}",
         f"--model_dir={run}",
         "--batch_size=8",
         "--epochs=2",
@@ -101,9 +106,33 @@ def test_training_on_a_full_disk_is_one_line_and_keeps_the_run_directory_readabl
         "--lr=0.05",
         "--validation_split=0.25",
         "--noexport",
+        *extra,
     ]
-    out, left = fullfs.run(cmd, run, "300k")
+
+
+@pytest.mark.parametrize(
+    "size, backend",
+    # 64k fills during the first epoch backup (h5py crashed the process there); 300k later.
+    [("64k", "tensorflow"), ("64k", "torch"), ("64k", "jax"), ("96k", "torch"), ("300k", "tensorflow")],
+)
+def test_training_on_a_full_disk_is_one_line_and_keeps_the_run_directory_readable(
+    two_class_data, tmp_path, size, backend
+):
+    run = tmp_path / "run"
+    out, left = fullfs.run(_train_cmd(two_class_data, run, f"--backend={backend}"), run, size)
     assert out.returncode == 1, out.stderr
-    [line] = out.stderr.splitlines()  # no "Exception ignored" tracebacks from h5py
-    assert line.startswith("error: cannot write ") and "No space left on device" in line
+    [line] = out.stderr.splitlines()  # no "Exception ignored" tracebacks from h5py, no crash
+    assert line.startswith(f"error: cannot write {run}/") and "No space left on device" in line
     assert not [name for name in left if os.path.basename(name).startswith(".tmp-")]  # no half-written file
+
+
+def test_a_disk_already_full_is_one_line_naming_the_path_and_leaves_no_lock(two_class_data, tmp_path):
+    run = tmp_path / "run"
+    filler = "dd if=/dev/zero of={run}/filler bs=4k 2>/dev/null; "
+    script = f"mkdir -p {run}/run && {filler.format(run=run)}"
+    cmd = ["sh", "-c", script + " ".join(map(str, _train_cmd(two_class_data, run / "run")))]
+    out, left = fullfs.run(cmd, run, "64k")
+    assert out.returncode == 1, out.stderr
+    [line] = out.stderr.splitlines()
+    assert line == f"error: cannot write {run / 'run' / '.lock'}: No space left on device"
+    assert "run/.lock" not in left

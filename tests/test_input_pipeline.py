@@ -1,6 +1,7 @@
 """Tests of the data sources, the split and the augmentation."""
 
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -207,3 +208,34 @@ def test_eval_dataset_is_unaugmented_and_ordered():
     batches = list(ip.eval_dataset(x, y, 16).as_numpy_iterator())
     np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+
+
+class _Payload:
+    """A pickle that, loaded with ``pickle.load``, opens (creates) a marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_a_crafted_cifar_pickle_runs_nothing_and_is_one_line(tmp_path, protocol):
+    import pickle
+
+    path, _ = datagen.cifar10_batches(tmp_path)
+    path = pathlib.Path(path)
+    marker = tmp_path / "ran"
+    with open(path / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [b"cat"], b"hook": _Payload(str(marker))}, f, protocol=protocol)
+    with pytest.raises(
+        sources.DataError,
+        match=r"batches.meta is not a CIFAR batch file: its pickle names io.open, which the CIFAR format never holds",
+    ):
+        sources.load_dataset("cifar10", str(path))
+    assert not marker.exists()
+    # The official format's own types load, at the protocol Python 2 wrote (numpy 1's module names too).
+    with open(path / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [n.encode() for n in sources.CIFAR10_CLASSES], b"num_vis": 3072}, f, protocol=2)
+    assert sources.load_dataset("cifar10", str(path)).class_names == list(sources.CIFAR10_CLASSES)

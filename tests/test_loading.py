@@ -68,3 +68,41 @@ def test_evaluate_refuses_a_zero_batch_size():
     assert out.stderr.splitlines() == [
         "error: flag --batch_size=0: 0 is not a positive integer (--help lists the flags)"
     ]
+
+
+def test_archives_this_package_never_writes_are_refused_in_one_whole_line(tmp_path):
+    import zipfile
+
+    import keras
+
+    good = tmp_path / "good.keras"
+    krc.resnet_cifar(n=1).save(good)
+    # Zip slip: a member named outside the archive.
+    slip = tmp_path / "slip.keras"
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(slip, "w") as target:
+        for item in source.infolist():
+            target.writestr(item, source.read(item.filename))
+        target.writestr("../../escaped.txt", "x")
+    with pytest.raises(loading.ModelFileError, match=r"1 of its members are named outside the archive \('\.\./\.\./"):
+        loading.load_keras_file(str(slip))
+    assert not (tmp_path.parent / "escaped.txt").exists()
+    # A Lambda layer: named, in a whole sentence, not called corrupt.
+    inputs = keras.Input((4,))
+    lam = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2, name="doubler")(inputs))
+    lam.save(tmp_path / "lambda.keras")
+    with pytest.raises(loading.ModelFileError) as raised:
+        loading.load_keras_file(str(tmp_path / "lambda.keras"))
+    message = str(raised.value)
+    assert "holds Python code (Lambda layer 'doubler')" in message and message.endswith("the zoo's models have none")
+    assert "corrupt" not in message
+
+
+def test_a_run_directory_stands_for_its_model(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    krc.resnet_cifar(n=1).save(run / "model.keras")
+    (run / "labels.txt").write_text("\n".join(f"c{i}" for i in range(10)) + "\n")
+    loaded = loading.load(str(run))
+    assert loaded.source == str(run / "model.keras") and loaded.class_names[0] == "c0"
+    with pytest.raises(loading.ModelFileError, match="is a directory, not a .keras file .nor a run directory"):
+        loading.load(str(tmp_path))

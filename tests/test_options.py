@@ -16,6 +16,7 @@ from tests.helpers import REPO
 TRAIN_FLAGS = {
     "allow_lr_change": False, "backend": "auto", "batch_size": 128, "coordinator_address": None,
     "data_dir": None, "dataset": "cifar10", "depth": None, "deterministic": False, "epochs": None,
+    "join_timeout": 300,  # added with the multi-process job's bounded join
     "export": True, "init_weights": None, "input": "auto", "lr": None, "model_dir": None, "momentum": 0.9,
     "n": None, "num_processes": None, "overwrite": False, "plain": False, "precision": "auto",
     "process_id": None, "schedule": "paper", "seed": 0, "shortcut": "A", "steps": None,

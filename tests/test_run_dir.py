@@ -139,15 +139,16 @@ def test_a_damaged_metrics_csv_is_named(tmp_path):
     assert run_log.read_csv(path) == [{"epoch": "0", "accuracy": "0.5", "images_per_sec": "100.0", "loss": "1.2"}]
 
 
-def test_sigterm_says_how_to_resume_like_ctrl_c(data_dir, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_say_how_to_resume_like_ctrl_c(data_dir, tmp_path, signum):
     model_dir = tmp_path / "run"
     cmd = trainproc.cmd(data_dir, model_dir, *FLAGS)
     proc = trainproc.paused(cmd, "step8", stderr=subprocess.PIPE)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 143
+    assert proc.returncode == 128 + signum
     assert stderr.splitlines() == [
-        "terminated (SIGTERM): re-run the same command to resume from the last completed epoch"
+        f"terminated ({signal.Signals(signum).name}): re-run the same command to resume from the last completed epoch"
     ]
     # What it says holds: the backup of epoch 1 is there to resume from (resumes: the tests above).
     assert json.loads((model_dir / "backup" / "state.json").read_text())["epoch"] == 1

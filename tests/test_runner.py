@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 
 from keras_resnet_cifar.training import train
@@ -31,6 +32,22 @@ def test_kill_during_the_final_export_is_completed_without_training(data_dir, tm
     assert metrics["export"] == str(export_dir / "1") and metrics["steps"] == 15
     again = trainproc.run(cmd)
     assert again.returncode == 1 and "already holds a finished run" in again.stderr
+
+
+def test_a_stop_right_after_the_export_is_renamed_writes_no_second_version(data_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    cmd = trainproc.cmd(data_dir, model_dir, "--backend=tensorflow", "--epochs=1")  # the export in this process
+    proc = trainproc.paused(cmd, "after_export", stderr=subprocess.PIPE)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    export_dir = model_dir / "export" / "resnet8"
+    assert sorted(os.listdir(export_dir)) == ["1"] and not (model_dir / "metrics.json").exists()
+    out = trainproc.run(cmd)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "is the export of this" in out.stdout and "not exporting it again" in out.stdout
+    assert sorted(os.listdir(export_dir)) == ["1"]  # no second copy
+    assert json.loads((model_dir / "metrics.json").read_text())["export"] == str(export_dir / "1")
 
 
 def test_kill_between_the_last_epoch_and_the_save_resumes_with_full_metrics(data_dir, tmp_path):

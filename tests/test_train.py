@@ -262,3 +262,12 @@ def test_cli_errors_are_one_line(tmp_path, args, code, message):
     )
     assert out.returncode == code
     assert out.stderr.splitlines() == [out.stderr.splitlines()[0]] and out.stderr.startswith(message)
+
+
+def test_an_epoch_longer_than_the_run_is_said_not_silent(tmp_path):
+    datagen.image_folder(tmp_path / "data", CLASSES[:4], per_class=16)  # 48 train: 3 steps a pass at 16
+    lines = []
+    config = _config(tmp_path, tmp_path / "data", epochs=3, steps_per_epoch=80)
+    task = train.make_task(config, log=lines.append)
+    assert (task.total_steps, task.steps_per_epoch, task.epochs) == (9, 9, 1)
+    assert "--steps_per_epoch=80 is more than the run's 9 steps (3 epoch(s) of 3 steps): one epoch of 9 steps" in lines

@@ -25,11 +25,21 @@ UsageError = errors.UsageError
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, as a scheduler or ``kill`` sends it: stops the run as Ctrl-C does."""
+    """SIGTERM (a scheduler, ``kill``) or SIGHUP (a closed terminal or ssh session): stops the run as Ctrl-C does."""
+
+    def __init__(self, signum=signal.SIGTERM):
+        super().__init__(signum)
+        self.signum = signal.Signals(signum)
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+def _on_terminate(signum, frame):
+    raise Terminated(signum)
+
+
+def _handle_termination():
+    signal.signal(signal.SIGTERM, _on_terminate)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # under nohup it stays ignored
+        signal.signal(signal.SIGHUP, _on_terminate)
 
 
 def define_run_flags(defaults):
@@ -117,7 +127,7 @@ def run(main):
 
     def wrapped(argv):
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines are noise here
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        _handle_termination()
         _exit_now(_outcome(main, argv), stderr_filter)
 
     try:
@@ -166,14 +176,16 @@ def _outcome(main, argv):
         return 2
     except KeyboardInterrupt as e:
         # The same command finishes any interrupted work (a run resumes from its backup).
-        how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        signum = e.signum if isinstance(e, Terminated) else None
+        how = f"terminated ({signum.name})" if signum else "interrupted"
         print(f"{how}: re-run the same command to resume from the last completed epoch", file=sys.stderr)
-        return 128 + signal.SIGTERM if isinstance(e, Terminated) else 130
+        return 128 + signum if signum else 130
     except errors.Error as e:  # the package's own checks: each message is written for the user
         print(f"error: {e}", file=sys.stderr)
         return 1
     except OSError as e:  # missing files, permissions, a full disk
-        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
     except Exception as e:
         report_bug(e)

@@ -49,7 +49,7 @@ def main(argv):
     from keras_resnet_cifar.data import sources
     from keras_resnet_cifar.serving import evaluate, loading
 
-    if loading.parse_spec(FLAGS.model) is None and not os.path.isfile(FLAGS.model):
+    if loading.parse_spec(FLAGS.model) is None and not os.path.exists(FLAGS.model):
         raise app.UsageError(f"--model {FLAGS.model} does not exist")
     loaded = loading.load(FLAGS.model)  # before the data: a bad model file fails fast
     saved = loaded.run_record("config.json")

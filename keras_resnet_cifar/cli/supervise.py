@@ -15,6 +15,9 @@ import subprocess
 import sys
 import tempfile
 
+from keras_resnet_cifar import processes
+
+# Set in the child: the supervising command's pid.
 CHILD_ENV = "KERAS_RESNET_CIFAR_SUPERVISED"
 # The first native line of a job going down (glog: severity, date, time, thread, file:line]).
 _NATIVE = re.compile(r"^[EFW]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w.]+:\d+\]")
@@ -24,16 +27,24 @@ _DOWN = re.compile(r"coordination_service|client\.h|distributed|heartbeat|Barrie
 
 
 def is_child():
-    """Whether this process is the supervised child."""
-    return os.environ.get(CHILD_ENV) == "1"
+    """Whether this process is the supervised child (one whose command is gone ends here, at once)."""
+    parent = os.environ.get(CHILD_ENV)
+    if not parent:
+        return False
+    if parent.isdigit() and os.getppid() != int(parent):
+        os._exit(1)  # the command died before this child could start: nobody is left to report to
+    return True
 
 
 def run_child(module, cluster):
     """Runs ``python -m module`` with this command's arguments; returns the exit status to exit with."""
+    parent = os.getpid()
     child = subprocess.Popen(
         [sys.executable, "-m", module, *sys.argv[1:]],
-        env=dict(os.environ, **{CHILD_ENV: "1"}),
+        env=dict(os.environ, **{CHILD_ENV: str(parent)}),
         stderr=subprocess.PIPE,
+        # Killed with its command, even by SIGKILL (which no handler sees): never an orphan that trains on.
+        preexec_fn=lambda: processes.die_with_parent(parent),
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda s, frame: child.send_signal(s))

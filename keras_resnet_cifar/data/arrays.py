@@ -6,6 +6,7 @@ Nothing here imports TensorFlow, so the JAX training path
 
 import dataclasses
 import os
+import zipfile
 
 import numpy as np
 
@@ -85,10 +86,15 @@ def load_npz(path):
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            content = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({e})") from None
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # EOFError: an empty file
+        raise DataError(
+            f"{path}: not a readable .npz file ({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})"
+        ) from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: a single .npy array, not a .npz file of named arrays")
+    with archive as f:
+        content = {k: f[k] for k in f.files}
     missing = {"train_images", "train_labels", "class_names"} - set(content)
     if missing:
         raise DataError(f"{path}: missing arrays {', '.join(sorted(missing))}")
@@ -101,8 +107,13 @@ def load_npz(path):
             raise DataError(
                 f"{path}: {split}_images must be uint8 [N, 32, 32, 3], got {images.dtype} {list(images.shape)}"
             )
+        if not len(images):
+            raise DataError(f"{path}: {split}_images holds no images")
         if labels is None or labels.shape != (len(images),):
             raise DataError(f"{path}: {split}_labels must hold one label per image")
+        if labels.dtype.kind not in "iu":
+            # 0.5 would be truncated to class 0 and trained on: refused, not guessed.
+            raise DataError(f"{path}: {split}_labels must be integer class numbers, got {labels.dtype}")
         if labels.min() < 0 or labels.max() >= len(names):
             raise DataError(f"{path}: {split} labels outside 0..{len(names) - 1}")
     test = splits[1][1:] if len(splits) > 1 else (None, None)

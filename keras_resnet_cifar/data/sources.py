@@ -17,13 +17,12 @@ TensorFlow.
 
 import glob
 import os
-import pickle
 import socket
 
 import numpy as np
 
 from keras_resnet_cifar import files
-from keras_resnet_cifar.data import arrays
+from keras_resnet_cifar.data import arrays, cifar_pickle
 from keras_resnet_cifar.data.arrays import DataError, Dataset
 from keras_resnet_cifar.models.presets import CIFAR10_CLASSES
 
@@ -209,14 +208,7 @@ def _keras_cache_dir(dataset):
 
 
 def _unpickle(path):
-    # These are the official CIFAR files (Python pickles); read only trusted copies.
-    try:
-        with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
-    except FileNotFoundError:
-        raise DataError(f"missing CIFAR batch file {path}") from None
-    except Exception as e:  # a truncated or foreign pickle raises many kinds
-        raise DataError(f"cannot read CIFAR batch file {path}: {type(e).__name__}: {e}") from None
+    return cifar_pickle.load(path)
 
 
 def _batch_arrays(path, label_key):

@@ -15,8 +15,41 @@ import tempfile
 
 import keras
 
+from keras_resnet_cifar import processes
+
 _PATH = "exported: "
 _LOG = "log: "
+
+
+def existing_export(export_base, model_sha256):
+    """The version directory under ``export_base`` already exported from the model file of this SHA-256, or None.
+
+    A version directory appears only by the export's last step (a rename),
+    so one that is there is complete; its model card names the digest of
+    the ``.keras`` file it came from. A run stopped after that rename and
+    before ``metrics.json`` finds its own export here instead of writing a
+    second version.
+    """
+    found = []
+    for model_base in _subdirectories(export_base):
+        for version in _subdirectories(model_base):
+            if not os.path.basename(version).isdigit():
+                continue
+            try:
+                with open(os.path.join(version, "assets.extra", "model_card.json")) as f:
+                    card = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if isinstance(card, dict) and card.get("model_sha256") == model_sha256:
+                found.append((int(os.path.basename(version)), version))
+    return max(found)[1] if found else None
+
+
+def _subdirectories(path):
+    try:
+        return [os.path.join(path, name) for name in os.listdir(path) if os.path.isdir(os.path.join(path, name))]
+    except OSError:
+        return []
 
 
 def export(model, model_path, export_base, *, class_names, card, log=print, **options):
@@ -49,7 +82,7 @@ def export(model, model_path, export_base, *, class_names, card, log=print, **op
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=processes.die_with_parent,  # the export ends with the run
         )
         path = None
         for line in proc.stdout:  # as it comes: a long export shows its progress
@@ -68,17 +101,6 @@ def export(model, model_path, export_base, *, class_names, card, log=print, **op
             errors[-1] if errors else f"the TensorFlow export process ended with exit code {proc.returncode}"
         )
     return path
-
-
-def _die_with_parent():
-    """Has Linux kill the export process with the run's, as an export inside the run would end."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def main(argv):

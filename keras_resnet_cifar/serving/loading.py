@@ -97,6 +97,8 @@ def load(spec):
             "source": f"pretrained weights {spec} (akamaster/pytorch_resnet_cifar10, BSD 2-Clause)",
         }
         return LoadedModel(model, list(CIFAR10_CLASSES), card, spec, None)
+    if os.path.isdir(spec) and os.path.isfile(os.path.join(spec, "model.keras")):
+        spec = os.path.join(spec, "model.keras")  # a run directory stands for its model
     run_dir = os.path.dirname(os.path.abspath(spec))
     return LoadedModel(load_keras_file(spec), read_labels(os.path.join(run_dir, "labels.txt")), {}, spec, run_dir)
 
@@ -104,7 +106,10 @@ def load(spec):
 def load_keras_file(path):
     """``keras.models.load_model(path)`` with one-line errors for bad files."""
     if os.path.isdir(path):
-        raise ModelFileError(f"{path} is a directory, not a .keras file (nor a SavedModel: no saved_model.pb in it)")
+        raise ModelFileError(
+            f"{path} is a directory, not a .keras file (nor a run directory with a model.keras, nor a SavedModel "
+            "with a saved_model.pb)"
+        )
     if not os.path.isfile(path):
         raise ModelFileError(f"model file {path} does not exist")
     if not path.endswith(".keras"):
@@ -115,14 +120,62 @@ def load_keras_file(path):
     # at the end of the file tells a truncated or foreign file apart first.
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path} is not a valid .keras file (corrupt or truncated: no zip archive)")
+    _check_archive(path)
     import keras
 
     try:
         return keras.models.load_model(path)
-    except Exception as e:  # noqa: BLE001 - any failure inside the archive means a bad file
+    except Exception as e:  # noqa: BLE001 - any failure inside the archive means a file Keras cannot load
+        raise ModelFileError(f"{path} cannot be loaded by Keras: {files.error_text(e, limit=400)}") from None
+
+
+def _check_archive(path):
+    """Refuses, before Keras reads it, a ``.keras`` archive that this package never writes.
+
+    Members named outside the archive (absolute, or with ``..``: "zip
+    slip") and Python code in the config (a ``Lambda`` layer or a lambda,
+    which Keras's safe mode refuses to run) are named in one line.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            outside = [n for n in names if _outside(n)]
+            if outside:
+                raise ModelFileError(
+                    f"{path} is not a .keras file this package wrote: {len(outside)} of its members are named "
+                    f"outside the archive ({outside[0]!r}); refused without extracting anything"
+                )
+            config = json.loads(archive.read("config.json")) if "config.json" in names else None
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as e:
         raise ModelFileError(
             f"{path} is not a valid .keras file (corrupt or truncated): {files.error_text(e)}"
         ) from None
+    code = _code_layers(config, [])
+    if code:
+        raise ModelFileError(
+            f"{path} holds Python code ({code[0]}), which Keras does not run from a model file (safe mode): "
+            "rebuild the model without Lambda layers or lambdas; the zoo's models have none"
+        )
+
+
+def _outside(name):
+    posix = name.replace("\\", "/")
+    return posix.startswith("/") or (len(posix) > 1 and posix[1] == ":") or ".." in posix.split("/")
+
+
+def _code_layers(node, found):
+    """Lambda layers and lambdas in a ``.keras`` config, by name."""
+    if isinstance(node, dict):
+        if node.get("class_name") in ("Lambda", "__lambda__"):
+            config = node.get("config")
+            name = config.get("name") if isinstance(config, dict) else None
+            found.append(f"Lambda layer {name!r}" if node["class_name"] == "Lambda" and name else "a lambda")
+        for value in node.values():
+            _code_layers(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _code_layers(value, found)
+    return found
 
 
 def read_labels(path):

@@ -43,14 +43,28 @@ def read_npy(path):
     """A ``[N, 32, 32, 3]`` batch of 0..255 pixels from a .npy file."""
     try:
         batch = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DataError(f"cannot read {path}: {e}") from None
+    except (OSError, ValueError, EOFError) as e:  # EOFError: an empty file
+        raise DataError(f"cannot read {path}: {files.error_text(e)}") from None
+    if not isinstance(batch, np.ndarray):  # a .npz archive
+        batch.close()
+        raise DataError(f"{path} is a .npz archive; --npy takes one [N, 32, 32, 3] array saved with np.save")
     if batch.ndim == 3:
         batch = batch[None]
-    if batch.ndim != 4 or batch.shape[1:] != IMAGE_SHAPE:
-        raise DataError(f"{path} holds shape {batch.shape}, expected [N, 32, 32, 3]")
-    if batch.dtype != np.uint8 and (batch.min() < 0 or batch.max() > 255):
-        raise DataError(f"{path} values span {batch.min()}..{batch.max()}, expected raw pixels 0..255")
+    if batch.ndim != 4 or batch.shape[1:] != IMAGE_SHAPE or not len(batch):
+        raise DataError(f"{path} holds shape {batch.shape}, expected [N, 32, 32, 3] with N >= 1")
+    if batch.dtype == np.uint8:
+        return batch
+    if batch.dtype.kind not in "iuf" or not np.isfinite(batch).all():
+        raise DataError(f"{path} holds {batch.dtype} values that are not all finite numbers; expected pixels 0..255")
+    low, high = batch.min(), batch.max()
+    if low < 0 or high > 255:
+        raise DataError(f"{path} values span {low}..{high}, expected raw pixels 0..255")
+    if batch.dtype.kind == "f" and 0 < high <= 1.0:
+        # Such a batch would be read as nearly black images: refused, not guessed.
+        raise DataError(
+            f"{path} holds floats in {low:g}..{high:g}, pixels scaled to 0..1; the models take raw 0..255 pixels: "
+            "save np.round(batch * 255).astype(np.uint8) instead"
+        )
     return batch
 
 

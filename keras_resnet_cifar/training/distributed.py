@@ -40,7 +40,7 @@ ENV = {
 # background thread, not from the training step, so a slow step does not
 # delay them; JAX's default is 100 s.
 HEARTBEAT_SECONDS = 30
-# Joining waits this long for every process to start.
+# Joining waits this long for every process to start (``--join_timeout``).
 JOIN_SECONDS = 300
 # Processes that finish training wait this long for process 0 to write the
 # outputs (evaluation and export) before they exit together.
@@ -113,28 +113,111 @@ def check_backend(cluster, backend):
         )
 
 
-def start(cluster):
-    """Joins the job (every process calls it before anything runs on JAX); a no-op for one process."""
+def start(cluster, join_seconds=JOIN_SECONDS):
+    """Joins the job (every process calls it before anything runs on JAX); a no-op for one process.
+
+    The join waits at most ``join_seconds`` for every process; SIGTERM and
+    Ctrl-C stop it at any moment (it runs on a thread while this one
+    waits). Once joined, every process checks that they all run with the
+    same ``--num_processes``.
+
+    Raises:
+        TrainingError: another process 0 on this coordinator's port, a join
+            that failed or timed out, or processes that disagree on the job's size.
+    """
     if not cluster.multi_process:
         return
     import jax
 
-    try:
+    # XLA's preemption notifier would take SIGTERM from this process's own handler for the whole run.
+    jax.config.update("jax_enable_preemption_service", False)
+    if cluster.is_chief:
+        _claim_coordinator(cluster)
+    error = _bounded(
         # keras.distribution.initialize makes this same call, without the timeouts.
-        jax.distributed.initialize(
+        lambda: jax.distributed.initialize(
             coordinator_address=cluster.coordinator_address,
             num_processes=cluster.num_processes,
             process_id=cluster.process_id,
-            initialization_timeout=JOIN_SECONDS,
+            initialization_timeout=join_seconds,
             heartbeat_timeout_seconds=HEARTBEAT_SECONDS,
             shutdown_timeout_seconds=SHUTDOWN_SECONDS,
-        )
-    except Exception as e:  # noqa: BLE001 - jaxlib raises its own runtime errors
+        ),
+        join_seconds + 30,
+    )
+    if error is not None:
         raise TrainingError(
             f"process {cluster.process_id} of {cluster.num_processes} could not join the job at "
-            f"{cluster.coordinator_address}: {str(e).splitlines()[0][:200]} (every process must start within "
-            f"{JOIN_SECONDS} s, with the same --coordinator_address and --num_processes)"
+            f"{cluster.coordinator_address}: {error} (every process must start within "
+            f"{join_seconds} s, each with its own --process_id and the same --coordinator_address and "
+            "--num_processes)"
+        )
+    counts = share(cluster, cluster.num_processes)
+    for index, count in enumerate(counts):
+        if count != cluster.num_processes:
+            raise TrainingError(
+                f"process {index} runs with --num_processes={count}, process {cluster.process_id} with "
+                f"--num_processes={cluster.num_processes}: start every process with the same --num_processes"
+            )
+
+
+_HELD = []  # the coordinator port's lock file, held until this process exits
+
+
+def _claim_coordinator(cluster):
+    """Refuses a second process 0 of a job on this host (both would serve the port, each waiting forever)."""
+    import fcntl
+    import socket
+    import tempfile
+
+    port = int(cluster.coordinator_address.rsplit(":", 1)[1])
+    path = os.path.join(tempfile.gettempdir(), f"krc-coordinator-{port}.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise TrainingError(
+            f"another process runs as --process_id=0 with --coordinator_address={cluster.coordinator_address}: "
+            f"each of the {cluster.num_processes} processes needs its own --process_id, 0 to "
+            f"{cluster.num_processes - 1}"
         ) from None
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            os.close(fd)
+            raise TrainingError(
+                f"port {port} of --coordinator_address={cluster.coordinator_address} is in use by another "
+                "program: choose a free port"
+            )
+    _HELD.append(fd)  # the kernel releases it when this process ends, killed or not
+
+
+def _bounded(call, seconds):
+    """Runs ``call()`` on a thread; None when it returned, else why not (a timeout, or its error's first line).
+
+    This thread waits in short steps, so signal handlers (SIGTERM, Ctrl-C)
+    run meanwhile; a call left behind ends with the process.
+    """
+    import threading
+
+    done, failed = threading.Event(), []
+
+    def target():
+        try:
+            call()
+        except BaseException as e:  # noqa: BLE001 - jaxlib raises its own runtime errors
+            failed.append(str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
+        finally:
+            done.set()
+
+    threading.Thread(target=target, daemon=True, name="krc-join").start()
+    waited = 0.0
+    while not done.wait(0.5):
+        waited += 0.5
+        if waited >= seconds:
+            return f"no answer within {seconds} s"
+    return failed[0] if failed else None
 
 
 def stop(cluster):
@@ -212,7 +295,7 @@ def share(cluster, value):
     sizes = np.asarray(multihost_utils.process_allgather(np.array([len(mine)], np.int64))).reshape(-1)
     padded = np.zeros(int(sizes.max()), np.uint8)
     padded[: len(mine)] = np.frombuffer(mine, np.uint8)
-    gathered = np.asarray(multihost_utils.process_allgather(padded)).reshape(cluster.num_processes, -1)
+    gathered = np.asarray(multihost_utils.process_allgather(padded)).reshape(len(sizes), -1)
     return [json.loads(bytes(row[:size]).decode()) for row, size in zip(gathered, sizes)]
 
 

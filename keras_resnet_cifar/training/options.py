@@ -137,6 +137,13 @@ RUNNER = (
         "Default: $KERAS_DISTRIBUTION_PROCESS_ID, else 0.",
         minimum=0,
     ),
+    Option(
+        "join_timeout",
+        int,
+        300,
+        "Several processes: seconds every process waits for the others to start (and join) before it gives up.",
+        minimum=1,
+    ),
     Option("progress_seconds", float, 30.0, flag=False, minimum=0),
 )
 

@@ -84,7 +84,7 @@ def run(options, make_task, log=print):
     cluster = distributed.cluster_from(options.coordinator_address, options.num_processes, options.process_id)
     distributed.check_backend(cluster, keras.backend.backend())
     inputs.check_processes(options.batch_size, cluster)
-    distributed.start(cluster)
+    distributed.start(cluster, options.join_timeout)
     if not cluster.is_chief:
         result = _run_held(options, make_task, log, cluster)
     else:
@@ -341,17 +341,23 @@ def _finish(final, task, options, input_kind, log):
     elif options.export:
         from keras_resnet_cifar.serving import export_job
 
-        path = export_job.export(
-            final,
-            os.path.join(model_dir, "model.keras"),
-            os.path.join(model_dir, "export"),
-            class_names=task.class_names,
-            card=run_log.export_card(task.dataset, metrics),
-            log=log,
-            **task.export_options,
-        )
+        model_path, export_base = os.path.join(model_dir, "model.keras"), os.path.join(model_dir, "export")
+        digest = files.sha256(model_path)
+        path = export_job.existing_export(export_base, digest)
+        if path:  # a stop after the export's rename and before metrics.json
+            log(f"{path} is the export of this {model_path} already: not exporting it again")
+        else:
+            path = export_job.export(
+                final,
+                model_path,
+                export_base,
+                class_names=task.class_names,
+                card=dict(run_log.export_card(task.dataset, metrics), model_sha256=digest),
+                log=log,
+                **task.export_options,
+            )
+            log(f"Exported SavedModel {path}")
         metrics["export"] = path
-        log(f"Exported SavedModel {path}")
     files.write_json(os.path.join(model_dir, "metrics.json"), metrics)
     log(
         "Final: "

@@ -83,6 +83,13 @@ def make_task(config, log=print):
         total_steps = config.run.epochs * steps_per_epoch
     else:
         total_steps = config.run.steps or schedules.paper_steps(config.run.batch_size)
+    if config.steps_per_epoch and config.steps_per_epoch > total_steps:
+        # Said, not silent: the whole run is shorter than the epoch asked for.
+        length = f"{config.run.epochs} epoch(s) of {steps_per_epoch} steps" if config.run.epochs else "--steps"
+        log(
+            f"--steps_per_epoch={config.steps_per_epoch} is more than the run's {total_steps} steps ({length}): "
+            f"one epoch of {total_steps} steps"
+        )
     steps_per_epoch = min(config.steps_per_epoch or steps_per_epoch, total_steps)
     learning_rate = config.run.learning_rate or schedules.default_learning_rate(config.schedule, config.run.batch_size)
     warmup = config.warmup_steps

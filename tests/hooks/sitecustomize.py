@@ -6,8 +6,9 @@ as they are imported, as each variable below asks. Nothing here is in the
 package: a user's process never runs it.
 
     KRC_TEST_PAUSE_AT   "step<N>" (after the N-th update), "before_save"
-                        (before model.keras is written) or "export" (before
-                        the SavedModel's temporary is renamed into place):
+                        (before model.keras is written), "export" (before
+                        the SavedModel's temporary is renamed into place) or
+                        "after_export" (right after that rename):
                         print "paused at <point>" and wait to be killed.
     KRC_TEST_RAISE_AT   "step<N>:<message>": raise RuntimeError(<message>)
                         after the N-th update.
@@ -69,9 +70,13 @@ def _patch_export(module):
 
     def paused_rename(src, dst, *args, **kwargs):
         # The export's last step: its temporary folder becomes the numbered version.
-        if os.path.basename(os.fspath(src)).startswith(".tmp-") and os.path.basename(os.fspath(dst)).isdigit():
+        last = os.path.basename(os.fspath(src)).startswith(".tmp-") and os.path.basename(os.fspath(dst)).isdigit()
+        if last and PAUSE == "export":
             _pause(PAUSE)
-        return rename(src, dst, *args, **kwargs)
+        result = rename(src, dst, *args, **kwargs)
+        if last and PAUSE == "after_export":
+            _pause(PAUSE)
+        return result
 
     os.rename = paused_rename
 
@@ -116,7 +121,7 @@ if PAUSE or RAISE:
     _PATCHES["keras_resnet_cifar.training.callbacks"] = _patch_callbacks
 if PAUSE == "before_save":
     _PATCHES["keras_resnet_cifar.files"] = _patch_files
-if PAUSE == "export":
+if PAUSE in ("export", "after_export"):
     _PATCHES["keras_resnet_cifar.serving.export"] = _patch_export
 if RECORD:
     _PATCHES["keras_resnet_cifar.data.array_input"] = _patch_array_input
