@@ -139,11 +139,12 @@ def start(cluster, join_seconds=JOIN_SECONDS):
             coordinator_address=cluster.coordinator_address,
             num_processes=cluster.num_processes,
             process_id=cluster.process_id,
-            initialization_timeout=join_seconds,
+            # XLA aborts the process at its own deadline: ours (below) comes first, with one line.
+            initialization_timeout=join_seconds + 60,
             heartbeat_timeout_seconds=HEARTBEAT_SECONDS,
             shutdown_timeout_seconds=SHUTDOWN_SECONDS,
         ),
-        join_seconds + 30,
+        join_seconds,
     )
     if error is not None:
         raise TrainingError(
