@@ -333,14 +333,13 @@ def test_a_killed_export_leaves_no_version_and_the_next_export_cleans_up(tmp_pat
     assert os.listdir(tmp_path / "serve" / "cifar") == ["1"]
 
 
-_CARDS = [(f"cifar{d}{s}", d, s) for d in (20, 32, 44, 56, 110) for s in ("A", "B", "none (plain)")] + [
+# Every depth's counts and shortcut are checked where every registry name is built
+# (tests/test_resnet.py); here, that the card states them, for each kind of network.
+_CARDS = [(f"cifar{d}{s}", d, s) for d in (20, 56) for s in ("A", "B", "none (plain)")] + [
     ("imagenet18", 18, "B"),
-    ("imagenet34", 34, "B"),
     ("imagenet34c", 34, "C"),
     ("imagenet34a", 34, "A"),
     ("imagenet50", 50, "B"),
-    ("imagenet101", 101, "B"),
-    ("imagenet152", 152, "B"),
     ("imagenetplain18", 18, "none (plain)"),
 ]
 
@@ -357,7 +356,7 @@ def _card_model(key, depth, shortcut):
 
 @pytest.mark.parametrize(
     "key,depth,shortcut",
-    _CARDS + [pytest.param(f"cifar1202{s}", 1202, s, marks=pytest.mark.slow) for s in ("A", "B", "none (plain)")],
+    _CARDS,
 )
 def test_the_model_card_states_the_true_depth_and_shortcut(key, depth, shortcut):
     card = export.describe(_card_model(key, depth, shortcut))

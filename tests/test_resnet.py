@@ -56,6 +56,8 @@ def test_from_preset_builds_every_registry_name_with_its_pinned_size(name):
     assert stats.non_trainable_params(model) == entry.non_trainable_params
     assert stats.weighted_layers(model) == entry.depth
     assert _count(model, keras.layers.Add) == (_adds(entry) if entry.residual else 0)
+    # What the export's model card states (export.describe): the shortcut read off the layers.
+    assert stats.shortcut_kind(model) == (entry.shortcut if entry.residual else "none (plain)")
 
 
 def _adds(entry):
