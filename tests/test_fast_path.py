@@ -90,7 +90,9 @@ def test_decay_in_the_update_equals_the_l2_regularisers_under(backend, capsys):
     else:
         output = run_python(DECAY, backend=backend)
     result = json.loads(output.strip().splitlines()[-1])
-    assert result["difference"] < 1e-4 and result["changed"] > 10 and result["stock"]
+    # The decay moves each weight by lr * wd = 0.5% a step, over 1% in three; the two graphs' float32
+    # rounding, amplified by three steps at lr 0.1, has reached 1.6e-4 under torch's threads.
+    assert result["difference"] < 1e-3 and result["changed"] > 10 and result["stock"]
 
 
 def test_the_install_pin_ends_where_the_fast_path_was_tested():

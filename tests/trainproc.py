@@ -44,7 +44,13 @@ def run(command, **env):
 def paused(command, point, stderr=subprocess.DEVNULL):
     """Starts ``command`` and returns it once it stands at the pause point ``point`` (``tests/hooks``)."""
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=stderr, text=True, env=hook_env(KRC_TEST_PAUSE_AT=point)
+        command,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env=hook_env(KRC_TEST_PAUSE_AT=point),
+        # As from a terminal: a suite run under nohup would pass SIGHUP on ignored, and a command leaves it so.
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     deadline = time.time() + 300
     for line in proc.stdout:
