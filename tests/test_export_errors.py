@@ -11,7 +11,7 @@ import tensorflow as tf
 import keras_resnet_cifar as krc
 from keras_resnet_cifar import files
 from keras_resnet_cifar.serving import export
-from tests import fullfs
+from tests import fullfs, trainproc
 from tests.helpers import REPO, run_tool
 
 
@@ -94,20 +94,8 @@ def two_class_data(tmp_path_factory):
 
 
 def _train_cmd(data_dir, run, *extra):
-    return [
-        sys.executable,
-        str(REPO / "tools" / "train.py"),
-        "--depth=8",
-        f"--data_dir={data_dir}",
-        f"--model_dir={run}",
-        "--batch_size=8",
-        "--epochs=2",
-        "--schedule=cosine",
-        "--lr=0.05",
-        "--validation_split=0.25",
-        "--noexport",
-        *extra,
-    ]
+    """``trainproc``'s run on 32 images of 2 classes: batch 8, 2 epochs, no export (later flags win)."""
+    return trainproc.cmd(data_dir, run, "--batch_size=8", "--epochs=2", "--noexport", *extra)
 
 
 @pytest.mark.parametrize(
