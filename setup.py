@@ -57,7 +57,19 @@ setup(
         # matplotlib: the diagram and plain-vs-residual plot tests.
         # setuptools: the wheel test builds without network (bdist_wheel is
         # built in from 70.1).
-        "test": ["pytest", "jax", "pillow", "torch==2.13.0", "matplotlib", "setuptools>=70.1", "ruff"],
+        # pytest-xdist: the suite runs on two workers (pytest.ini); filelock:
+        # the workers make each shared run once (tests/conftest.py).
+        "test": [
+            "pytest",
+            "pytest-xdist",
+            "filelock",
+            "jax",
+            "pillow",
+            "torch==2.13.0",
+            "matplotlib",
+            "setuptools>=70.1",
+            "ruff",
+        ],
         # Diagrams and the plain-vs-residual study (tools/make_docs.py, krc-compare).
         "study": ["matplotlib"],
         # torch: training under Keras's torch backend, which krc-train picks

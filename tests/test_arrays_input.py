@@ -144,6 +144,7 @@ def test_npz_round_trip_and_errors(tmp_path):
 
 def _run_without_tf(*args, env_extra=None):
     env = {"KERAS_BACKEND": "jax", "PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join([str(HOOKS), str(REPO)])}
+    env.update({k: v for k, v in os.environ.items() if k.startswith("JAX_")})  # the suite's compilation cache
     env.update(env_extra or {})
     return subprocess.Popen(
         [sys.executable, "-c", NO_TF, *args],

@@ -244,12 +244,9 @@ def test_a_whole_run_killed_and_resumed_under_each_backend(backend, precision, d
     if (backend, precision) == ("torch", "float32"):  # the shared run of these flags (trainproc.KILLED_FLAGS)
         whole = killed_run[0]
         shutil.copytree(killed_run[1], killed)
-    else:
-        out = subprocess.run(
-            _cmd(data_dir, whole, backend, flag, "--noexport"), capture_output=True, text=True, timeout=600
-        )
+    else:  # the whole run, and its directory as a kill three steps into epoch 2 of 3 leaves it
+        out = trainproc.run_copying_at(_cmd(data_dir, whole, backend, flag, "--noexport"), "step8", killed)
         assert out.returncode == 0, out.stderr[-3000:]
-        trainproc.kill_at(cmd, "step8")  # three steps into epoch 2 of 3
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"{backend} backend ({machine.resolve_data_format(backend)})" in out.stdout

@@ -8,7 +8,7 @@ import pytest
 
 from keras_resnet_cifar.study import serving_speed
 from keras_resnet_cifar.training import machine
-from tests.helpers import run_tool
+from tests.helpers import hook_env, run_tool
 
 
 @pytest.mark.slow
@@ -25,12 +25,14 @@ def test_tool_writes_every_figure_with_the_peer_and_the_default_marked(tmp_path)
         "--xla=off",
         "--data=pipeline,synthetic",
         "--backends=tensorflow,torch",
+        "--batch_sizes=16",
         "--steps=1",
         "--warmup_steps=1",
         "--peer=torch",
         "--peer_settings=float32,channels_last",
         "--rounds=3",
         f"--json={out}",
+        env=hook_env(KRC_TEST_QUICK_YARDSTICKS=1),  # the peak and pipeline rate, cheaply: their arithmetic is checked
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.read_text())

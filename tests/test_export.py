@@ -243,7 +243,9 @@ def test_export_and_predict_tools(tmp_path):
     images = _pixels(2, seed=4)
     for i, image in enumerate(images):
         tf.io.write_file(str(tmp_path / f"img{i}.png"), tf.io.encode_png(image))
-    np.save(tmp_path / "batch.npy", images)
+    # The same two images, then a gray one (below) as RGB: one SavedModel call for both checks.
+    gray = np.random.default_rng(1).integers(0, 256, (32, 32, 1), dtype=np.uint8)
+    np.save(tmp_path / "batch.npy", np.concatenate([images, np.repeat(gray, 3, -1)[None]]))
     keras_out = run_tool(
         "predict.py",
         f"--model={tmp_path / 'model.keras'}",
@@ -255,7 +257,8 @@ def test_export_and_predict_tools(tmp_path):
     assert keras_out.returncode == 0, keras_out.stderr
     saved_out = run_tool("predict.py", f"--model={saved}", f"--npy={tmp_path / 'batch.npy'}", "--top_k=2", "--json")
     assert saved_out.returncode == 0, saved_out.stderr
-    a, b = json.loads(keras_out.stdout), json.loads(saved_out.stdout)
+    a, (*b, gray_npy) = json.loads(keras_out.stdout), json.loads(saved_out.stdout)
+    assert len(a) == len(b) == 2
     for x, y in zip(a, b):
         assert [t["class"] for t in x["top_k"]] == [t["class"] for t in y["top_k"]]
         assert x["top_k"][0]["class"].startswith("class")
@@ -263,17 +266,15 @@ def test_export_and_predict_tools(tmp_path):
     tf.io.write_file(str(tmp_path / "small.png"), tf.io.encode_png(np.zeros((28, 28, 3), np.uint8)))
     out = run_tool("predict.py", f"--model={saved}", str(tmp_path / "small.png"))
     assert out.returncode == 1 and "small.png is 28x28, expected 32x32 (pass --resize" in out.stderr
-    assert run_tool("predict.py", f"--model={saved}", "--resize", str(tmp_path / "small.png")).returncode == 0
-    # Grayscale and RGBA images become RGB, as in training: one rule for both.
-    gray = np.random.default_rng(1).integers(0, 256, (32, 32, 1), dtype=np.uint8)
+    # Grayscale and RGBA images become RGB, as in training: one rule for both. (With --resize,
+    # which leaves 32x32 images as they are and takes the small one.)
     tf.io.write_file(str(tmp_path / "gray.png"), tf.io.encode_png(gray))
     tf.io.write_file(str(tmp_path / "rgba.png"), tf.io.encode_png(np.concatenate([np.repeat(gray, 3, -1), gray], -1)))
-    np.save(tmp_path / "gray.npy", np.repeat(gray, 3, -1)[None])
-    out = run_tool("predict.py", f"--model={saved}", "--json", str(tmp_path / "gray.png"), str(tmp_path / "rgba.png"))
-    npy = run_tool("predict.py", f"--model={saved}", "--json", f"--npy={tmp_path / 'gray.npy'}")
-    assert out.returncode == 0 and npy.returncode == 0, out.stderr + npy.stderr
-    as_gray, as_rgba = json.loads(out.stdout)
-    for other in (as_rgba, json.loads(npy.stdout)[0]):
+    paths = [str(tmp_path / name) for name in ("gray.png", "rgba.png", "small.png")]
+    out = run_tool("predict.py", f"--model={saved}", "--json", "--top_k=2", "--resize", *paths)
+    assert out.returncode == 0, out.stderr
+    as_gray, as_rgba, _ = json.loads(out.stdout)
+    for other in (as_rgba, gray_npy):
         assert [t["class"] for t in other["top_k"]] == [t["class"] for t in as_gray["top_k"]]
         for a, b in zip(other["top_k"], as_gray["top_k"]):
             assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)

@@ -12,8 +12,8 @@ import tensorflow as tf
 from keras_resnet_cifar.data import imagenet_data
 from keras_resnet_cifar.models import imagenet, stats
 from keras_resnet_cifar.training import imagenet_train, schedules
-from tests import datagen
-from tests.helpers import REPO, hook_env
+from tests import datagen, trainproc
+from tests.helpers import REPO
 
 WNIDS = ["n01440764", "n01443537", "n01484850", "n01491361"]
 
@@ -223,8 +223,6 @@ def test_tfds_imagenet2012_streams_encoded_images(tmp_path):
 
 @pytest.mark.slow
 def test_a_killed_imagenet_run_refuses_other_settings_and_resumes_at_its_step(tmp_path):
-    import signal
-
     datagen.image_folder(tmp_path / "data", WNIDS, per_class=8, ext="jpg", size=40)
 
     def cmd(model_dir, *extra):
@@ -243,18 +241,9 @@ def test_a_killed_imagenet_run_refuses_other_settings_and_resumes_at_its_step(tm
             *extra,
         ]
 
-    whole = subprocess.run(cmd(tmp_path / "whole"), capture_output=True, text=True, timeout=600)
+    # The whole run, and its directory as a kill in epoch 2 (of 4-step epochs) leaves it.
+    whole = trainproc.run_copying_at(cmd(tmp_path / "whole"), "step6", tmp_path / "killed")
     assert whole.returncode == 0, whole.stderr[-3000:]
-    proc = subprocess.Popen(
-        cmd(tmp_path / "killed"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=hook_env(KRC_TEST_PAUSE_AT="step6"),
-    )  # epoch 2 of 4-step epochs
-    assert any(line.strip() == "paused at step6" for line in proc.stdout)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
     other = subprocess.run(
         cmd(tmp_path / "killed", "--label_smoothing=0.1"), capture_output=True, text=True, timeout=600
     )

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from keras_resnet_cifar.training import run_log
+from keras_resnet_cifar.training import options, run_dir, run_log, train
 from keras_resnet_cifar.training.config import TrainingError
 from tests import trainproc
 
@@ -52,9 +52,14 @@ def test_a_damaged_backup_stops_the_run_and_is_kept(data_dir, interrupted, tmp_p
     damage(model_dir / "backup")
     before = _snapshot(model_dir / "backup")
     config = (model_dir / "config.json").read_bytes()
-    out = trainproc.run(trainproc.cmd(data_dir, model_dir, *FLAGS))
-    assert out.returncode == 1
-    [line] = out.stderr.splitlines()
+    if named == "state.json" and problem == "is not valid JSON":  # one through the command: its one line
+        out = trainproc.run(trainproc.cmd(data_dir, model_dir, *FLAGS))
+        assert out.returncode == 1
+        [line] = out.stderr.splitlines()
+    else:  # the others where the runner checks the run directory, in this process
+        with pytest.raises(TrainingError) as refused:
+            run_dir.prepare(options.RunOptions(model_dir=str(model_dir)))
+        [line] = f"error: {refused.value}".splitlines()
     assert line.startswith("error: cannot resume: ") and named in line and problem in line
     assert "Nothing was deleted" in line and "--overwrite" in line
     assert _snapshot(model_dir / "backup") == before  # nothing rewritten, nothing removed
@@ -62,33 +67,43 @@ def test_a_damaged_backup_stops_the_run_and_is_kept(data_dir, interrupted, tmp_p
     assert not (model_dir / "model.keras").exists()
 
 
-def test_the_advice_for_a_damaged_state_file_resumes_the_run(data_dir, interrupted, tmp_path):
+def test_the_advice_for_a_damaged_state_file_resumes_the_run_and_logs_again_an_orphan_row(
+    data_dir, interrupted, tmp_path
+):
     model_dir = _copy(interrupted, tmp_path)
     (model_dir / "backup" / "state.json").write_text("{")
-    cmd = trainproc.cmd(data_dir, model_dir, *FLAGS)
-    line = trainproc.run(cmd).stderr.strip()
-    record = line.split("write ", 1)[1].split(" to ", 1)[0]  # the advice, followed as written
+    with pytest.raises(TrainingError) as refused:  # the line the command prints after "error: "
+        run_dir.prepare(options.RunOptions(model_dir=str(model_dir)))
+    record = str(refused.value).split("write ", 1)[1].split(" to ", 1)[0]  # the advice, followed as written
     (model_dir / "backup" / "state.json").write_text(record)
-    out = trainproc.run(cmd)
-    assert out.returncode == 0, out.stderr[-2000:]
+    # And epoch 2's row, written before a kill took its backup: logged again by the resume.
+    rows = run_log.read_csv(model_dir / "metrics.csv")
+    orphan = dict(rows[0], epoch="1", loss="123.0")
+    with open(model_dir / "metrics.csv", "a") as f:
+        f.write(",".join(orphan[k] for k in rows[0]) + "\n")
+    out = trainproc.run(trainproc.cmd(data_dir, model_dir, *FLAGS))
+    assert out.returncode == 0, out.stderr[-3000:]
     assert "1 epoch(s) done, going on with epoch 2" in out.stdout
-    assert json.loads((model_dir / "metrics.json").read_text())["steps"] == 15
+    after = run_log.read_csv(model_dir / "metrics.csv")
+    assert [r["epoch"] for r in after] == ["0", "1", "2"] and after[1]["loss"] != "123.0"
+    assert json.loads((model_dir / "metrics.json").read_text())["steps"] == 15  # nothing trained twice
 
 
 def test_overwrite_starts_a_run_with_an_unreadable_backup_over(data_dir, interrupted, tmp_path):
     model_dir = _copy(interrupted, tmp_path)
     (model_dir / "backup" / "epoch-1.weights.h5").unlink()
-    out = trainproc.run(trainproc.cmd(data_dir, model_dir, *FLAGS, "--overwrite"))
+    # A fresh start, so its length is its own (one epoch, to be quick).
+    out = trainproc.run(trainproc.cmd(data_dir, model_dir, *FLAGS, "--overwrite", "--epochs=1"))
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Resuming" not in out.stdout
-    assert json.loads((model_dir / "metrics.json").read_text())["steps"] == 15
+    assert json.loads((model_dir / "metrics.json").read_text())["steps"] == 5
 
 
 def test_a_first_backup_killed_before_its_record_starts_over(data_dir, interrupted, tmp_path):
     # The kill fell between epoch 1's weights and its state.json: epoch 1 was never recorded.
     model_dir = _copy(interrupted, tmp_path)
     (model_dir / "backup" / "state.json").unlink()
-    out = trainproc.run(trainproc.cmd(data_dir, model_dir, *FLAGS))
+    out = trainproc.run(trainproc.cmd(data_dir, model_dir, *FLAGS, "--epochs=1"))  # a fresh start: any length
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Resuming" not in out.stdout
 
@@ -96,34 +111,16 @@ def test_a_first_backup_killed_before_its_record_starts_over(data_dir, interrupt
 def test_a_changed_backend_is_refused_before_anything_is_rewritten(data_dir, interrupted, tmp_path):
     model_dir = _copy(interrupted, tmp_path)
     config = (model_dir / "config.json").read_bytes()
-    out = trainproc.run(trainproc.cmd(data_dir, model_dir, *FLAGS, "--backend=tensorflow"))
-    assert out.returncode == 1
-    assert out.stderr.splitlines() == [
-        f"error: {model_dir} holds an unfinished run with backend='torch', not 'tensorflow'; re-run it with "
+    # The killed run's settings (trainproc's recipe, KILLED_FLAGS), under this process's tensorflow.
+    same = dict(n=1, data_dir=str(data_dir), model_dir=str(model_dir), batch_size=16, epochs=3, schedule="cosine")
+    same.update(learning_rate=0.05, validation_split=0.25, precision="float32", seed=5)
+    with pytest.raises(TrainingError) as refused:
+        train.train_and_evaluate(train.TrainConfig.of(**same, export=False), log=lambda _: None)
+    assert str(refused.value) == (
+        f"{model_dir} holds an unfinished run with backend='torch', not 'tensorflow'; re-run it with "
         "the same flags or choose another --model_dir"
-    ]
+    )
     assert (model_dir / "config.json").read_bytes() == config
-
-
-def test_a_run_directory_is_held_by_one_process_and_freed_by_a_kill(data_dir, tmp_path):
-    model_dir = tmp_path / "run"
-    cmd = trainproc.cmd(data_dir, model_dir, *FLAGS)
-    first = trainproc.paused(cmd, "step3")
-    try:
-        before = {name: (model_dir / name).read_bytes() for name in ("config.json", "metrics.csv", "labels.txt")}
-        second = trainproc.run(cmd)
-        assert second.returncode == 1
-        assert second.stderr.splitlines() == [
-            f"error: --model_dir {model_dir} is in use by process {first.pid} on {os.uname().nodename}: "
-            "wait until that run ends, or choose another --model_dir"
-        ]
-        assert {name: (model_dir / name).read_bytes() for name in before} == before  # the second wrote nothing
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-    out = trainproc.run(cmd)  # the killed holder's lock is gone with it
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert [int(r["epoch"]) for r in run_log.read_csv(model_dir / "metrics.csv")] == [0, 1, 2]
 
 
 def test_a_damaged_metrics_csv_is_named(tmp_path):
@@ -144,6 +141,16 @@ def test_sigterm_and_sighup_say_how_to_resume_like_ctrl_c(data_dir, tmp_path, si
     model_dir = tmp_path / "run"
     cmd = trainproc.cmd(data_dir, model_dir, *FLAGS)
     proc = trainproc.paused(cmd, "step8", stderr=subprocess.PIPE)
+    if signum == signal.SIGTERM:  # meanwhile the directory is held: a second command is refused, writing nothing
+        before = {name: (model_dir / name).read_bytes() for name in ("config.json", "metrics.csv", "labels.txt")}
+        second = trainproc.run(cmd)
+        assert second.returncode == 1
+        assert second.stderr.splitlines() == [
+            f"error: --model_dir {model_dir} is in use by process {proc.pid} on {os.uname().nodename}: "
+            "wait until that run ends, or choose another --model_dir"
+        ]
+        assert {name: (model_dir / name).read_bytes() for name in before} == before
+        # (A SIGKILLed holder frees it too: test_runner's kill before the save, resumed.)
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signum
@@ -164,17 +171,3 @@ def test_rows_of_epochs_after_the_backup_are_dropped_and_logged_again(tmp_path):
     assert path.read_text() == "epoch,loss\n0,2.0\n"
     run_log.keep_rows(str(path), 0)
     assert not path.exists()
-
-
-def test_a_resume_logs_again_the_epoch_whose_row_outlived_its_backup(data_dir, interrupted, tmp_path):
-    model_dir = _copy(interrupted, tmp_path)
-    rows = run_log.read_csv(model_dir / "metrics.csv")
-    orphan = dict(rows[0], epoch="1", loss="123.0")  # epoch 2's row, written before a kill took its backup
-    with open(model_dir / "metrics.csv", "a") as f:
-        f.write(",".join(orphan[k] for k in rows[0]) + "\n")
-    out = trainproc.run(trainproc.cmd(data_dir, model_dir, *FLAGS))
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "1 epoch(s) done, going on with epoch 2" in out.stdout
-    after = run_log.read_csv(model_dir / "metrics.csv")
-    assert [r["epoch"] for r in after] == ["0", "1", "2"] and after[1]["loss"] != "123.0"
-    assert json.loads((model_dir / "metrics.json").read_text())["steps"] == 15  # nothing trained twice

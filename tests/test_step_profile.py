@@ -33,7 +33,8 @@ def test_operators_fall_into_the_categories_of_a_resnet_step():
 @pytest.mark.parametrize("precision, peer", [("float32", "float32"), ("mixed_bfloat16", "bfloat16")])
 def test_the_tool_profiles_ours_and_the_peer_in_the_same_precision(precision, peer):
     out = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "profile_step.py"), "--depth=8", "--steps=2", f"--precision={precision}"],
+        [sys.executable, str(REPO / "tools" / "profile_step.py"), "--depth=8", "--steps=2", "--batch_size=16"]
+        + [f"--precision={precision}"],
         capture_output=True,
         text=True,
         timeout=600,

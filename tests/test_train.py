@@ -127,7 +127,7 @@ def test_finished_run_is_not_overwritten(folder_run):
 
 def test_cifar_batches_run(tmp_path):
     datagen.cifar10_batches(tmp_path / "data", per_batch=32)
-    metrics = train.train_and_evaluate(_config(tmp_path, tmp_path / "data"), log=lambda line: None)
+    metrics = train.train_and_evaluate(_config(tmp_path, tmp_path / "data", export=False), log=lambda line: None)
     assert metrics["test_accuracy"] is not None and metrics["steps"] == 3 * 8
     rows = _csv(tmp_path / "run")
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
@@ -136,7 +136,7 @@ def test_cifar_batches_run(tmp_path):
 def test_steps_per_epoch_sets_the_evaluation_interval(tmp_path):
     """--steps_per_epoch: an evaluation and a CSV row every k steps, whatever the split size."""
     datagen.cifar10_batches(tmp_path / "data", per_batch=32)
-    config = _config(tmp_path, tmp_path / "data", epochs=None, steps=7, steps_per_epoch=3)
+    config = _config(tmp_path, tmp_path / "data", epochs=None, steps=7, steps_per_epoch=3, export=False)
     metrics = train.train_and_evaluate(config, log=lambda line: None)
     rows = _csv(tmp_path / "run")
     # 7 steps in logging epochs of 3: evaluations after 3, 6 and the last step.
@@ -155,7 +155,7 @@ def test_tfds_mock_run(tmp_path, monkeypatch):
     monkeypatch.setattr(sources, "_reachable", lambda *a, **k: True)
     monkeypatch.setattr(sources, "_keras_cache_dir", lambda dataset: None)
     with tfds.testing.mock_data(num_examples=64):
-        metrics = train.train_and_evaluate(_config(tmp_path, None, epochs=2), log=lambda line: None)
+        metrics = train.train_and_evaluate(_config(tmp_path, None, epochs=2, export=False), log=lambda line: None)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert metrics["steps"] == 2 * -(-config["train_size"] // 16)
     keras.models.load_model(tmp_path / "run" / "model.keras")
@@ -166,7 +166,13 @@ def test_deterministic_runs_are_bit_identical(tmp_path):
     weights = []
     for run in ["a", "b"]:
         config = _config(
-            tmp_path, tmp_path / "data", model_dir=str(tmp_path / run), epochs=2, deterministic=True, seed=7
+            tmp_path,
+            tmp_path / "data",
+            model_dir=str(tmp_path / run),
+            epochs=2,
+            deterministic=True,
+            seed=7,
+            export=False,
         )
         train.train_and_evaluate(config, log=lambda line: None)
         weights.append(keras.models.load_model(tmp_path / run / "model.keras").get_weights())
@@ -227,7 +233,7 @@ tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConf
 from keras_resnet_cifar.training import train
 metrics = train.train_and_evaluate(train.TrainConfig.of(
     n=1, data_dir={str(tmp_path / "data")!r}, model_dir={str(tmp_path / "run")!r}, batch_size=16,
-    epochs=2, schedule="cosine", learning_rate=0.05, validation_split=0.25, strategy="mirrored", verbose=0))
+    epochs=2, schedule="cosine", learning_rate=0.05, validation_split=0.25, strategy="mirrored", verbose=0, export=False))
 print("steps", metrics["steps"])
 """
     out = run_python(code)

@@ -67,5 +67,14 @@ def kill_at(command, point):
     assert proc.wait() == -signal.SIGKILL
 
 
+def run_copying_at(command, point, copy):
+    """Runs ``command`` to its end, copying its run directory to ``copy`` at ``point`` ("step<N>").
+
+    The copy is the directory a kill at that point leaves (the run writes
+    nothing there), so one run gives both an uninterrupted run and a killed one.
+    """
+    return run(command, **hook_env(KRC_TEST_COPY_AT=f"{point}:{copy}"))
+
+
 def rows(model_dir):
     return run_log.read_csv(os.path.join(model_dir, "metrics.csv"))

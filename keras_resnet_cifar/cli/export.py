@@ -37,11 +37,13 @@ def main(argv):
     if not FLAGS.export_base:
         raise app.UsageError("--export_base is required")
     path = FLAGS.model or os.path.join(FLAGS.model_dir, "model.keras")
-    from keras_resnet_cifar.serving import export, loading
+    from keras_resnet_cifar.serving import loading
+
+    if loading.parse_spec(path) is None and not os.path.isfile(path):  # before TensorFlow loads
+        raise app.UsageError(f"{path} does not exist")
+    from keras_resnet_cifar.serving import export
     from keras_resnet_cifar.training import run_log
 
-    if loading.parse_spec(path) is None and not os.path.isfile(path):
-        raise app.UsageError(f"{path} does not exist")
     loaded = loading.load(path)
     card = loaded.card
     metrics, config = loaded.run_record("metrics.json"), loaded.run_record("config.json")

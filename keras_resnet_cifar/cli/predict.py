@@ -31,6 +31,9 @@ def main(argv):
         raise app.UsageError("--model is required")
     if bool(paths) == bool(FLAGS.npy):
         raise app.UsageError("give image files or --npy (not both)")
+    from keras_resnet_cifar.serving import loading
+
+    loading.parse_spec(FLAGS.model)  # an unknown name fails before TensorFlow loads
     from keras_resnet_cifar.serving import predict
 
     images = predict.read_npy(FLAGS.npy) if FLAGS.npy else predict.read_images(paths, FLAGS.resize)

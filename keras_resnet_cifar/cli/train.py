@@ -37,10 +37,6 @@ def main(argv):
         machine.select_backend(FLAGS.backend, cluster.num_processes)  # before Keras is imported
     except ValueError as e:
         raise app.UsageError(str(e)) from None
-    if cluster.multi_process and not supervise.is_child():
-        return supervise.run_child("keras_resnet_cifar.cli.train", cluster)
-    from keras_resnet_cifar.training import train
-
     values = options.flag_values(FLAGS, options.RUN + options.RUNNER + options.CIFAR)
     values.update(
         n=n,
@@ -48,7 +44,12 @@ def main(argv):
         num_processes=cluster.num_processes,
         process_id=cluster.process_id,
     )
-    config = train.TrainConfig.of(**values)
+    config = options.TrainConfig.of(**values)
+    options.check(config)  # before Keras loads: a usage error is quick
+    if cluster.multi_process and not supervise.is_child():
+        return supervise.run_child("keras_resnet_cifar.cli.train", cluster)
+    from keras_resnet_cifar.training import train
+
     train.train_and_evaluate(config)
     return 0
 

@@ -25,13 +25,13 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     app.reject_extra_args(argv)
-    from keras_resnet_cifar.training import imagenet_train
-
     values = options.flag_values(FLAGS, options.RUN + options.IMAGENET)
     for key in ("data_dir", "manual_dir"):
         values[key] = values[key] and os.path.expanduser(values[key])
-    config = imagenet_train.ImageNetConfig.of(**values)
-    imagenet_train.check_config(config)  # before TensorFlow loads the data: a usage error is quick
+    config = options.ImageNetConfig.of(**values)
+    options.check(config)  # before TensorFlow and Keras load: a usage error is quick
+    from keras_resnet_cifar.training import imagenet_train
+
     imagenet_train.train_imagenet(config, log=lambda line: print(line, flush=True))
     return 0
 

@@ -32,7 +32,7 @@ DEFAULT_EPOCHS = 90
 # The ImageNet task's options (``options.IMAGENET``) and ``run``: the run
 # options, batch 256 by default. Defaults are the paper's (with
 # torchvision's v1.5 blocks).
-ImageNetConfig = options.task_config("ImageNetConfig", options.IMAGENET, options.IMAGENET_RUN_DEFAULTS, __name__)
+ImageNetConfig = options.ImageNetConfig
 
 
 def check_config(config):

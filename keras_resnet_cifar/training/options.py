@@ -313,3 +313,12 @@ def check(config):
         message = option.problem(value)
         if message:
             raise errors.ConfigError(message)
+
+
+# The two tasks' configs, here so that a command checks its settings before it
+# imports Keras; ``train.TrainConfig`` and ``imagenet_train.ImageNetConfig``
+# are these classes.
+TrainConfig = task_config("TrainConfig", CIFAR, CIFAR_RUN_DEFAULTS, "keras_resnet_cifar.training.train")
+ImageNetConfig = task_config(
+    "ImageNetConfig", IMAGENET, IMAGENET_RUN_DEFAULTS, "keras_resnet_cifar.training.imagenet_train"
+)

@@ -23,7 +23,7 @@ from keras_resnet_cifar.training.config import TrainingError  # noqa: F401 (the 
 # init_weights) and ``run``: the run options (``options.RunOptions``).
 # Defaults are the paper's CIFAR-10 recipe. ``TrainConfig.of(n=3,
 # batch_size=64, ...)`` sorts flat keywords into the two.
-TrainConfig = options.task_config("TrainConfig", options.CIFAR, options.CIFAR_RUN_DEFAULTS, __name__)
+TrainConfig = options.TrainConfig
 
 
 def check_config(config):

@@ -12,10 +12,19 @@ package: a user's process never runs it.
                         print "paused at <point>" and wait to be killed.
     KRC_TEST_RAISE_AT   "step<N>:<message>": raise RuntimeError(<message>)
                         after the N-th update.
+    KRC_TEST_COPY_AT    "step<N>:<path>": after the N-th update, copy the run
+                        directory to <path> (what a kill there leaves:
+                        nothing is being written at that point) and go on.
     KRC_TEST_RECORD     a path: each process appends "<step> <indices>" of
                         its share of every arrays-input batch to
                         "<path>.<process>", and saves its final weights to
                         "<path>.<process>.npz".
+    KRC_TEST_QUICK_YARDSTICKS  any value: the benchmark's float32 peak on a
+                        512x512 product and its pipeline rate over 10
+                        batches (the figures the rows are shares of, made
+                        cheap; their arithmetic is what the tests check).
+    KRC_TEST_HEARTBEAT  seconds: the JAX coordination service's heartbeat
+                        timeout (``distributed.HEARTBEAT_SECONDS``).
     WATCH_DIR, WATCH_LOG  log every write under WATCH_DIR to WATCH_LOG.
 """
 
@@ -27,7 +36,10 @@ import time
 
 PAUSE = os.environ.get("KRC_TEST_PAUSE_AT")
 RAISE = os.environ.get("KRC_TEST_RAISE_AT")
+COPY = os.environ.get("KRC_TEST_COPY_AT")
 RECORD = os.environ.get("KRC_TEST_RECORD")
+HEARTBEAT = os.environ.get("KRC_TEST_HEARTBEAT")
+QUICK_YARDSTICKS = os.environ.get("KRC_TEST_QUICK_YARDSTICKS")
 WATCH_DIR = os.environ.get("WATCH_DIR")
 WATCH_LOG = os.environ.get("WATCH_LOG")
 
@@ -41,11 +53,23 @@ def _pause(point):
 
 def _patch_callbacks(module):
     original = module.StopAtStep.on_train_batch_end
+    backup_init = module.Backup.__init__
+    run = {}
+
+    def init(self, backup_dir, *args, **kwargs):
+        run["dir"] = os.path.dirname(backup_dir)
+        backup_init(self, backup_dir, *args, **kwargs)
+
+    module.Backup.__init__ = init
 
     def on_train_batch_end(self, batch, logs=None):
         step = module.iterations(self.model)
         if PAUSE == f"step{step}":
             _pause(PAUSE)
+        if COPY and COPY.split(":", 1)[0] == f"step{step}":
+            import shutil
+
+            shutil.copytree(run["dir"], COPY.split(":", 1)[1])
         if RAISE and RAISE.split(":", 1)[0] == f"step{step}":
             raise RuntimeError(RAISE.split(":", 1)[1])
         return original(self, batch, logs)
@@ -116,8 +140,23 @@ def _patch_runner(module):
     module.distributed.leave_distribution = recording_leave
 
 
+def _patch_distributed(module):
+    module.HEARTBEAT_SECONDS = int(HEARTBEAT)
+
+
+def _patch_benchmark(module):
+    import functools
+
+    module.matmul_gflops = functools.partial(module.matmul_gflops, size=512)
+    module.pipeline_images_per_sec = functools.partial(module.pipeline_images_per_sec, batches=10)
+
+
 _PATCHES = {}
-if PAUSE or RAISE:
+if QUICK_YARDSTICKS:
+    _PATCHES["keras_resnet_cifar.study.benchmark"] = _patch_benchmark
+if HEARTBEAT:
+    _PATCHES["keras_resnet_cifar.training.distributed"] = _patch_distributed
+if PAUSE or RAISE or COPY:
     _PATCHES["keras_resnet_cifar.training.callbacks"] = _patch_callbacks
 if PAUSE == "before_save":
     _PATCHES["keras_resnet_cifar.files"] = _patch_files
@@ -140,6 +179,9 @@ class _Patched(importlib.abc.Loader):
     def exec_module(self, module):
         self.loader.exec_module(module)
         self.patch(module)
+
+    def __getattr__(self, name):  # the rest (get_code for ``python -m``, ...) is the module's own loader's
+        return getattr(self.loader, name)
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
