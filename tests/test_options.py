@@ -96,12 +96,25 @@ def test_each_rule_is_checked_once_for_the_api_and_the_commands(kwargs, message)
         train.check_config(train.TrainConfig.of(**kwargs))
 
 
-def test_a_bad_combination_is_a_usage_error_of_the_command():
+@pytest.mark.parametrize(
+    "tool, message",
+    [
+        ("train.py", "error: give --steps or --epochs, not both"),
+        ("train_imagenet.py", "error: give --steps or --epochs, not both"),
+    ],
+)
+def test_a_bad_combination_is_a_usage_error_of_the_command_before_keras_loads(tool, message):
+    # -X importtime lists every module the command imported, on stderr before its error line.
     out = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "train.py"), "--steps=3", "--epochs=2", "--data_dir=/nonexistent"],
+        [sys.executable, "-X", "importtime", str(REPO / "tools" / tool), "--steps=3", "--epochs=2"]
+        + ["--data_dir=/nonexistent"],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines()[-1] == "error: give --steps or --epochs, not both"
+    lines = out.stderr.strip().splitlines()
+    assert lines[-1] == message
+    imported = {line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:")}
+    assert "keras_resnet_cifar.training.options" in imported  # the listing is there
+    assert not imported & {"keras", "tensorflow", "torch", "jax"}  # the check ran before any of them
