@@ -112,10 +112,8 @@ def test_a_changed_backend_is_refused_before_anything_is_rewritten(data_dir, int
     model_dir = _copy(interrupted, tmp_path)
     config = (model_dir / "config.json").read_bytes()
     # The killed run's settings (trainproc's recipe, KILLED_FLAGS), under this process's tensorflow.
-    same = dict(n=1, data_dir=str(data_dir), model_dir=str(model_dir), batch_size=16, epochs=3, schedule="cosine")
-    same.update(learning_rate=0.05, validation_split=0.25, precision="float32", seed=5)
     with pytest.raises(TrainingError) as refused:
-        train.train_and_evaluate(train.TrainConfig.of(**same, export=False), log=lambda _: None)
+        train.train_and_evaluate(trainproc.killed_config(data_dir, model_dir), log=lambda _: None)
     assert str(refused.value) == (
         f"{model_dir} holds an unfinished run with backend='torch', not 'tensorflow'; re-run it with "
         "the same flags or choose another --model_dir"

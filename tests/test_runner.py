@@ -80,10 +80,8 @@ def test_nan_messages_are_true_and_their_advice_works(data_dir, killed_run, tmp_
     shutil.copytree(killed_run[1], model_dir)  # epoch 1 is in the backup
     flags = (*trainproc.KILLED_FLAGS, "--noexport")
     # A new rate alone is refused (the learning rate is checked before the backend: this process's tensorflow).
-    same = dict(n=1, data_dir=str(data_dir), model_dir=str(model_dir), batch_size=16, epochs=3, schedule="cosine")
-    same.update(validation_split=0.25, precision="float32", seed=5, export=False)
     with pytest.raises(train.TrainingError) as refused:
-        train.train_and_evaluate(train.TrainConfig.of(**same, learning_rate=0.01), log=lambda _: None)
+        train.train_and_evaluate(trainproc.killed_config(data_dir, model_dir, learning_rate=0.01), log=lambda _: None)
     assert "learning_rate=0.05, not 0.01" in str(refused.value) and "pass --allow_lr_change" in str(refused.value)
     nan = trainproc.run(trainproc.cmd(data_dir, model_dir, *flags, "--lr=1e12", "--allow_lr_change"))
     assert nan.returncode == 1

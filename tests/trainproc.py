@@ -12,7 +12,7 @@ import sys
 import time
 
 from keras_resnet_cifar.models.presets import CIFAR10_CLASSES
-from keras_resnet_cifar.training import run_log
+from keras_resnet_cifar.training import run_log, train
 from tests.helpers import REPO, hook_env
 
 CLASSES = list(CIFAR10_CLASSES)
@@ -35,6 +35,16 @@ def cmd(data_dir, model_dir, *extra):
         "--validation_split=0.25",
         *extra,
     ]
+
+
+def killed_config(data_dir, model_dir, **changes):
+    """The killed run's settings (the recipe, ``KILLED_FLAGS``' precision and seed) as the Python API's config.
+
+    For in-process refusals: no export, and the backend is this process's Keras's.
+    """
+    settings = dict(n=1, data_dir=str(data_dir), model_dir=str(model_dir), batch_size=16, epochs=3)
+    settings.update(schedule="cosine", learning_rate=0.05, validation_split=0.25, precision="float32", seed=5)
+    return train.TrainConfig.of(**dict(settings, export=False, **changes))
 
 
 def run(command, **env):
