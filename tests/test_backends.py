@@ -1,5 +1,6 @@
 """Training under each Keras backend: the choice, the layout, fused BatchNorm, the strided subsample, coupled decay, and whole runs."""
 
+import functools
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from keras_resnet_cifar.models import resnet, stats
-from keras_resnet_cifar.training import machine, torch_layers
+from keras_resnet_cifar.training import machine, torch_layers, train
 from tests import datagen, trainproc
 from tests.helpers import REPO, run_python
 
@@ -240,17 +241,25 @@ def test_a_whole_run_killed_and_resumed_under_each_backend(backend, precision, d
     """Same outputs, resume, export and errors under every backend --backend offers."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     flag = f"--precision={precision}"
-    cmd = _cmd(data_dir, killed, backend, flag)
-    if (backend, precision) == ("torch", "float32"):  # the shared run of these flags (trainproc.KILLED_FLAGS)
-        whole = killed_run[0]
-        shutil.copytree(killed_run[1], killed)
-    else:  # the whole run, and its directory as a kill three steps into epoch 2 of 3 leaves it
-        out = trainproc.run_copying_at(_cmd(data_dir, whole, backend, flag, "--noexport"), "step8", killed)
+    if backend == keras.backend.backend():  # this process's: both runs here, as the command runs them
+        config = functools.partial(trainproc.killed_config, data_dir, precision=precision, deterministic=True)
+        with trainproc.copying_at(8, whole, killed):  # a kill three steps into epoch 2 of 3 leaves this copy
+            train.train_and_evaluate(config(whole), log=lambda _: None)
+        lines = []
+        train.train_and_evaluate(config(killed, export=True), log=lines.append)
+        stdout = "\n".join(map(str, lines))
+    else:
+        if (backend, precision) == ("torch", "float32"):  # the shared run of these flags (trainproc.KILLED_FLAGS)
+            whole = killed_run[0]
+            shutil.copytree(killed_run[1], killed)
+        else:  # the whole run, and its directory as a kill three steps into epoch 2 of 3 leaves it
+            out = trainproc.run_copying_at(_cmd(data_dir, whole, backend, flag, "--noexport"), "step8", killed)
+            assert out.returncode == 0, out.stderr[-3000:]
+        out = subprocess.run(_cmd(data_dir, killed, backend, flag), capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stderr[-3000:]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert f"{backend} backend ({machine.resolve_data_format(backend)})" in out.stdout
-    assert "1 epoch(s) done, going on with epoch 2" in out.stdout
+        stdout = out.stdout
+    assert f"{backend} backend ({machine.resolve_data_format(backend)})" in stdout
+    assert "1 epoch(s) done, going on with epoch 2" in stdout
     config = json.loads((killed / "config.json").read_text())
     assert (config["backend"], config["data_format"]) == (backend, machine.resolve_data_format(backend))
     assert config["precision"] == machine.resolve_precision(precision, backend)
@@ -272,7 +281,7 @@ def test_a_whole_run_killed_and_resumed_under_each_backend(backend, precision, d
     # The TF Serving export, written by a TensorFlow process, serves what the model computes.
     export = killed / "export" / "resnet8" / "1"
     assert metrics["export"] == str(export)
-    assert "Exported SavedModel" in out.stdout
+    assert "Exported SavedModel" in stdout
     card = json.loads((export / "assets.extra" / "model_card.json").read_text())
     assert card["val_accuracy"] == metrics["val_accuracy"]
     images = datagen.images(4)[0]

@@ -13,8 +13,9 @@ import pytest
 import tensorflow as tf
 
 import keras_resnet_cifar as krc
+from keras_resnet_cifar.data.arrays import DataError
 from keras_resnet_cifar.models.presets import CIFAR10_CLASSES
-from keras_resnet_cifar.serving import export
+from keras_resnet_cifar.serving import export, predict
 from tests.helpers import REPO, hook_env, run_tool
 
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
@@ -235,8 +236,8 @@ def test_export_and_predict_tools(tmp_path):
     assert out.returncode == 0, out.stderr
     saved = tmp_path / "serve" / "cifar" / "3"
     assert (saved / "assets" / "labels.txt").read_text().split()[0] == "class0"
-    out = run_tool("export.py", *args, "--version=3")  # the same version again
-    assert out.returncode == 1 and "error:" in out.stderr and "never overwritten" in out.stderr
+    # The same version again is refused (ExportError: test_layout_assets_and_versions; its exit 1 and
+    # one line: tests/test_cli.py).
     out = run_tool("export.py", f"--model={tmp_path / 'missing.keras'}", f"--export_base={tmp_path / 'serve'}")
     assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
 
@@ -264,8 +265,8 @@ def test_export_and_predict_tools(tmp_path):
         assert x["top_k"][0]["class"].startswith("class")
         assert x["top_k"][0]["probability"] == pytest.approx(y["top_k"][0]["probability"], abs=1e-5)
     tf.io.write_file(str(tmp_path / "small.png"), tf.io.encode_png(np.zeros((28, 28, 3), np.uint8)))
-    out = run_tool("predict.py", f"--model={saved}", str(tmp_path / "small.png"))
-    assert out.returncode == 1 and "small.png is 28x28, expected 32x32 (pass --resize" in out.stderr
+    with pytest.raises(DataError, match="small.png is 28x28, expected 32x32 \\(pass --resize"):
+        predict.read_images([str(tmp_path / "small.png")])  # a DataError: one line, exit 1 (tests/test_cli.py)
     # Grayscale and RGBA images become RGB, as in training: one rule for both. (With --resize,
     # which leaves 32x32 images as they are and takes the small one.)
     tf.io.write_file(str(tmp_path / "gray.png"), tf.io.encode_png(gray))
@@ -365,9 +366,6 @@ def test_the_model_card_states_the_true_depth_and_shortcut(key, depth, shortcut)
 
 
 def test_a_npy_batch_of_pixels_scaled_to_0_1_is_refused_not_read_as_black(tmp_path):
-    from keras_resnet_cifar.data.arrays import DataError
-    from keras_resnet_cifar.serving import predict
-
     pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("uint8")
     np.save(tmp_path / "scaled.npy", pixels / 255.0)
     with pytest.raises(DataError, match=r"pixels scaled to 0..1; the models take raw 0..255 pixels"):

@@ -5,14 +5,16 @@ classes, ``conftest.data_dir``): 72 for training, 5 steps an epoch at batch
 16, 3 epochs.
 """
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 from keras_resnet_cifar.models.presets import CIFAR10_CLASSES
-from keras_resnet_cifar.training import run_log, train
+from keras_resnet_cifar.training import callbacks, run_log, train
 from tests.helpers import REPO, hook_env
 
 CLASSES = list(CIFAR10_CLASSES)
@@ -44,7 +46,26 @@ def killed_config(data_dir, model_dir, **changes):
     """
     settings = dict(n=1, data_dir=str(data_dir), model_dir=str(model_dir), batch_size=16, epochs=3)
     settings.update(schedule="cosine", learning_rate=0.05, validation_split=0.25, precision="float32", seed=5)
-    return train.TrainConfig.of(**dict(settings, export=False, **changes))
+    settings.update(export=False)
+    settings.update(changes)
+    return train.TrainConfig.of(**settings)
+
+
+@contextlib.contextmanager
+def copying_at(step, model_dir, copy):
+    """In this process: copies ``model_dir`` to ``copy`` after update ``step`` (as ``KRC_TEST_COPY_AT`` in a child)."""
+    original = callbacks.StopAtStep.on_train_batch_end
+
+    def on_train_batch_end(self, batch, logs=None):
+        if callbacks.iterations(self.model) == step:
+            shutil.copytree(model_dir, copy)
+        return original(self, batch, logs)
+
+    callbacks.StopAtStep.on_train_batch_end = on_train_batch_end
+    try:
+        yield
+    finally:
+        callbacks.StopAtStep.on_train_batch_end = original
 
 
 def run(command, **env):
