@@ -430,3 +430,28 @@ def test_sigterm_while_waiting_for_the_others_to_join_exits_143_in_one_line(tmp_
         "terminated (SIGTERM): re-run the same command"
     ), output
     assert "Traceback" not in output and not _job_pids(job)
+
+
+# The first native lines each process of a job printed when a second process started with
+# --process_id=1 joined it (3 processes on 127.0.0.1, jax 0.10.2; captured from a real run).
+_SECOND_ID_1 = (
+    "F1202 18:44:45.094208   32554 client.h:80] Terminating process because the JAX distributed service "
+    "detected fatal errors. This most likely indicates that another task died; see the other task logs for "
+    "more details. absl::Status: ABORTED: 1 unexpectedly tried to connect with a different incarnation. "
+    "It has likely restarted.\n"
+    "RPC: /xla.coordination.CoordinationService/PollForError\n"
+)
+
+
+@pytest.mark.parametrize("process", [0, 1])
+def test_a_process_id_that_joins_twice_is_named_not_reported_as_lost(process):
+    from keras_resnet_cifar.cli import supervise
+    from keras_resnet_cifar.training import distributed
+
+    cluster = distributed.cluster_from("127.0.0.1:1234", 2, process)
+    line = supervise.lost_line(_SECOND_ID_1, cluster)
+    assert line.startswith("process 1 joined the job a second time (two processes were started with --process_id=1")
+    assert "stopped responding" not in line and "with its own --process_id" in line
+    # What is lost is still named as lost.
+    lost = "E1202 coordination_service.cc:1] tasks are unhealthy (stopped sending heartbeats):\n1\n"
+    assert supervise.lost_line(lost, cluster).startswith("process 1 of 2 stopped responding")

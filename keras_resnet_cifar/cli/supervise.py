@@ -67,6 +67,17 @@ def run_child(module, cluster):
 
 def lost_line(text, cluster):
     """What the coordination service's lines say was lost, as one sentence."""
+    # XLA's service aborts the job when a task id it knows connects again (a second
+    # process with the same --process_id, or a restarted one): "<id> unexpectedly tried
+    # to connect with a different incarnation" (the id alone, or a task name ending in it).
+    twice = re.search(r"(\d+) unexpectedly tried to connect with a different incarnation", text)
+    if twice:
+        id_ = twice.group(1)
+        return (
+            f"process {id_} joined the job a second time (two processes were started with --process_id={id_}, "
+            f"or process {id_} restarted while the job ran), and the job stopped; stop every process of the job, "
+            "then start each once, with its own --process_id, to resume from the last completed epoch"
+        )
     lost = re.search(r"tasks are unhealthy \(stopped sending heartbeats\):\s*\n?\s*([\d, ]+)", text)
     lost = lost or re.search(r"Task (\d+) heartbeat timeout", text)
     if lost:
