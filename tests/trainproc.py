@@ -42,7 +42,8 @@ def cmd(data_dir, model_dir, *extra):
 def killed_config(data_dir, model_dir, **changes):
     """The killed run's settings (the recipe, ``KILLED_FLAGS``' precision and seed) as the Python API's config.
 
-    For in-process refusals: no export, and the backend is this process's Keras's.
+    For runs in this process (the backend is this process's Keras's): no export unless ``changes`` asks for
+    one; ``changes`` override any setting.
     """
     settings = dict(n=1, data_dir=str(data_dir), model_dir=str(model_dir), batch_size=16, epochs=3)
     settings.update(schedule="cosine", learning_rate=0.05, validation_split=0.25, precision="float32", seed=5)
