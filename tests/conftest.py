@@ -9,6 +9,14 @@ import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One compute thread per process (TensorFlow, torch, XLA), children included.
+# Two workers on two cores, each often with a child or a multi-process job,
+# put more threads on the cores than there are cores; a thread pool then
+# waits at each op for a thread the kernel has parked, and a 4-second test
+# took 101 s. The tests check behaviour, not speed, so they run on one.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 # One XLA compile of each program for the whole suite: every JAX child process
 # (training runs, distributed jobs) reads and writes this persistent cache.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "keras-resnet-cifar-tests-jax"))

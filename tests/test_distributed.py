@@ -368,8 +368,8 @@ def test_processes_that_disagree_on_num_processes_stop_naming_it(tmp_path):
                     subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
                 )
         started = time.time()
-        codes = [proc.wait(timeout=120) for proc in procs]
-        assert time.time() - started < 120
+        codes = [proc.wait(timeout=60) for proc in procs]
+        assert time.time() - started < 60
     finally:
         for proc in procs:
             _kill(proc)
@@ -381,31 +381,64 @@ def test_processes_that_disagree_on_num_processes_stop_naming_it(tmp_path):
     assert codes == [1, 1] and not _job_pids(job)
 
 
-def test_two_processes_with_process_id_0_are_refused_naming_it(tmp_path):
+def test_two_processes_with_process_id_0_both_stop_within_60_s_naming_it(tmp_path):
     data_dir, port, job = _data(tmp_path), _free_port(), f"krc-dup-{os.getpid()}"
     procs, logs = [], [tmp_path / f"dup-{i}.txt" for i in range(2)]
     try:
         for k in range(2):
             with open(logs[k], "w") as log:
-                env = {"KRC_TEST_JOB": job}
-                procs.append(
-                    _start(tmp_path / "run", data_dir, log, "--join_timeout=25", env=env, process=0, port=port)
-                )
-            if not k:  # the second comes once the first serves the port (so it holds the port's lock)
+                procs.append(_start(tmp_path / "run", data_dir, log, env={"KRC_TEST_JOB": job}, process=0, port=port))
+            if not k:  # the second comes once the first serves the port (so it holds the id's lock)
                 _wait_for_port(port, procs[0], logs[0])
         started = time.time()
         second = procs[1].wait(timeout=60)
-        first = procs[0].wait(timeout=90)  # it waits for a process 1 that never comes: the join timeout
-        assert time.time() - started < 90
+        # Without the second's note it would wait for a process 1 that never comes (--join_timeout, 300 s).
+        first = procs[0].wait(timeout=60)
+        assert time.time() - started < 60
     finally:
         for proc in procs:
             _kill(proc)
         _kill_job(job)
     [line] = _errors(logs[1])
-    assert second == 1 and "another process runs as --process_id=0" in line and "its own --process_id" in line
+    assert second == 1 and "another process on this host runs as --process_id=0" in line, line
+    assert "its own --process_id" in line
     [line] = _errors(logs[0])
-    assert first == 1 and "could not join the job" in line and "each with its own --process_id" in line
+    assert first == 1 and "was started with --process_id=0 while this one waited to join" in line, line
+    assert "stop both, then start each process once" in line
     assert not _job_pids(job)
+
+
+@pytest.mark.parametrize("process", [0, 1])
+def test_a_second_process_with_one_id_is_refused_and_the_first_told(process):
+    from keras_resnet_cifar.training import distributed, process_ids
+    from keras_resnet_cifar.training.config import TrainingError
+
+    cluster = distributed.cluster_from(f"127.0.0.1:{_free_port()}", 2, process)
+    held = len(process_ids.HELD)
+    try:
+        process_ids.claim(cluster)
+        assert process_ids.started_twice(cluster) is None  # alone
+        with pytest.raises(TrainingError, match=f"another process on this host runs as --process_id={process} "):
+            process_ids.claim(cluster)  # a second open file: flock refuses it as it would a process
+        told = process_ids.started_twice(cluster)
+        assert isinstance(told, TrainingError) and f"--process_id={process} while this one waited" in str(told)
+        # The join of the first stops on it, long before its timeout.
+        started = time.time()
+        stopped = distributed._bounded(lambda: time.sleep(30), 20, stop=lambda: process_ids.started_twice(cluster))
+        assert str(stopped) == str(told)
+        assert time.time() - started < 2
+    finally:
+        for fd in process_ids.HELD[held:]:
+            os.close(fd)
+        del process_ids.HELD[held:]
+    # The next job on the port starts clean: an earlier job's note is removed when the id is claimed.
+    try:
+        process_ids.claim(cluster)
+        assert process_ids.started_twice(cluster) is None
+    finally:
+        for fd in process_ids.HELD[held:]:
+            os.close(fd)
+        del process_ids.HELD[held:]
 
 
 def test_sigterm_while_waiting_for_the_others_to_join_exits_143_in_one_line(tmp_path):

@@ -29,6 +29,7 @@ import os
 import re
 import sys
 
+from keras_resnet_cifar.training import process_ids
 from keras_resnet_cifar.training.config import TrainingError
 
 ENV = {
@@ -122,7 +123,8 @@ def start(cluster, join_seconds=JOIN_SECONDS):
     same ``--num_processes``.
 
     Raises:
-        TrainingError: another process 0 on this coordinator's port, a join
+        TrainingError: another process with this ``--process_id`` on this
+            host (before or while joining), a coordinator port in use, a join
             that failed or timed out, or processes that disagree on the job's size.
     """
     if not cluster.multi_process:
@@ -131,8 +133,7 @@ def start(cluster, join_seconds=JOIN_SECONDS):
 
     # XLA's preemption notifier would take SIGTERM from this process's own handler for the whole run.
     jax.config.update("jax_enable_preemption_service", False)
-    if cluster.is_chief:
-        _claim_coordinator(cluster)
+    process_ids.claim(cluster)
     error = _bounded(
         # keras.distribution.initialize makes this same call, without the timeouts.
         lambda: jax.distributed.initialize(
@@ -145,7 +146,10 @@ def start(cluster, join_seconds=JOIN_SECONDS):
             shutdown_timeout_seconds=SHUTDOWN_SECONDS,
         ),
         join_seconds,
+        stop=lambda: process_ids.started_twice(cluster),
     )
+    if isinstance(error, TrainingError):
+        raise error
     if error is not None:
         raise TrainingError(
             f"process {cluster.process_id} of {cluster.num_processes} could not join the job at "
@@ -162,40 +166,11 @@ def start(cluster, join_seconds=JOIN_SECONDS):
             )
 
 
-_HELD = []  # the coordinator port's lock file, held until this process exits
-
-
-def _claim_coordinator(cluster):
-    """Refuses a second process 0 of a job on this host (both would serve the port, each waiting forever)."""
-    import fcntl
-    import socket
-    import tempfile
-
-    port = int(cluster.coordinator_address.rsplit(":", 1)[1])
-    path = os.path.join(tempfile.gettempdir(), f"krc-coordinator-{port}.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise TrainingError(
-            f"another process runs as --process_id=0 with --coordinator_address={cluster.coordinator_address}: "
-            f"each of the {cluster.num_processes} processes needs its own --process_id, 0 to "
-            f"{cluster.num_processes - 1}"
-        ) from None
-    with socket.socket() as probe:
-        probe.settimeout(2)
-        if probe.connect_ex(("127.0.0.1", port)) == 0:
-            os.close(fd)
-            raise TrainingError(
-                f"port {port} of --coordinator_address={cluster.coordinator_address} is in use by another "
-                "program: choose a free port"
-            )
-    _HELD.append(fd)  # the kernel releases it when this process ends, killed or not
-
-
-def _bounded(call, seconds):
+def _bounded(call, seconds, stop=lambda: None):
     """Runs ``call()`` on a thread; None when it returned, else why not (a timeout, or its error's first line).
+
+    ``stop()`` is asked every half second; what it returns (not None) ends
+    the wait and is returned.
 
     This thread waits in short steps, so signal handlers (SIGTERM, Ctrl-C)
     run meanwhile; a call left behind ends with the process.
@@ -215,6 +190,9 @@ def _bounded(call, seconds):
     threading.Thread(target=target, daemon=True, name="krc-join").start()
     waited = 0.0
     while not done.wait(0.5):
+        stopped = stop()
+        if stopped is not None:
+            return stopped
         waited += 0.5
         if waited >= seconds:
             return f"no answer within {seconds} s"
