@@ -112,6 +112,7 @@ TORCH_SCRIPT = textwrap.dedent(
     """
     import keras, numpy as np
     assert keras.backend.backend() == "torch"
+    keras.utils.set_random_seed(0)  # the same weights each run: the float rounding compared below is fixed
     from keras_resnet_cifar.models import resnet
     from keras_resnet_cifar.training import lean_graph, runner, torch_layers
     x = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
@@ -218,7 +219,10 @@ def test_under_torch_layouts_agree_and_the_fused_lean_training_model_equals_the_
     assert max(float(line[2]) for line in lines[:2]) < 1e-5
     assert lines[2][0] == "fused"
     assert float(lines[2][1]) < 1e-5  # training-mode outputs
-    assert float(lines[2][2]) < 1e-6  # moving mean and variance after the step, and every other weight, relative
+    # Moving mean and variance after the step, and every other weight, relative: two float32 sums of
+    # the batch in two orders (one compute thread, as the tests run: 9.8e-7 here; two: 3.3e-7).
+    # PyTorch's unbiased variance in the moving average would be 8e-4.
+    assert float(lines[2][2]) < 3e-6
     assert lines[3][0] == "lean"
     assert float(lines[3][1]) == 0.0  # every weight after one SGD step, bit for bit
     assert int(lines[3][2]) == int(lines[3][3])  # and the step moved every one of them
