@@ -38,15 +38,18 @@ def _evaluate(model, data, *extra):
     )
 
 
+# The class names of the two data folders of ``folders``.
+_DATA_CLASSES = {"pets": ["cat", "deer", "dog"], "cifar": CLASSES}
+
+
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
-    datagen.image_folder(root / "pets", ["cat", "deer", "dog"], per_class=2)
-    datagen.image_folder(root / "cifar", CLASSES, per_class=1)
+    datagen.image_folder(root / "pets", _DATA_CLASSES["pets"], per_class=2)
+    datagen.image_folder(root / "cifar", _DATA_CLASSES["cifar"], per_class=1)
     return root
 
 
-_DATA_CLASSES = {"pets": ["cat", "deer", "dog"], "cifar": CLASSES}
 _DIFFER = [
     (
         CLASSES,

@@ -146,10 +146,8 @@ def start(cluster, join_seconds=JOIN_SECONDS):
             shutdown_timeout_seconds=SHUTDOWN_SECONDS,
         ),
         join_seconds,
-        stop=lambda: process_ids.started_twice(cluster),
+        check=lambda: process_ids.check_alone(cluster),
     )
-    if isinstance(error, TrainingError):
-        raise error
     if error is not None:
         raise TrainingError(
             f"process {cluster.process_id} of {cluster.num_processes} could not join the job at "
@@ -166,11 +164,11 @@ def start(cluster, join_seconds=JOIN_SECONDS):
             )
 
 
-def _bounded(call, seconds, stop=lambda: None):
+def _bounded(call, seconds, check=lambda: None):
     """Runs ``call()`` on a thread; None when it returned, else why not (a timeout, or its error's first line).
 
-    ``stop()`` is asked every half second; what it returns (not None) ends
-    the wait and is returned.
+    ``check()`` runs on this thread every half second; an error it raises
+    ends the wait.
 
     This thread waits in short steps, so signal handlers (SIGTERM, Ctrl-C)
     run meanwhile; a call left behind ends with the process.
@@ -190,9 +188,7 @@ def _bounded(call, seconds, stop=lambda: None):
     threading.Thread(target=target, daemon=True, name="krc-join").start()
     waited = 0.0
     while not done.wait(0.5):
-        stopped = stop()
-        if stopped is not None:
-            return stopped
+        check()
         waited += 0.5
         if waited >= seconds:
             return f"no answer within {seconds} s"

@@ -15,9 +15,12 @@ from keras_resnet_cifar.training.config import TrainingError
 HELD = []  # this process's lock files, held until it exits
 
 
+def _port(cluster):
+    return int(cluster.coordinator_address.rsplit(":", 1)[1])
+
+
 def _lock_path(cluster):
-    port = int(cluster.coordinator_address.rsplit(":", 1)[1])
-    return os.path.join(tempfile.gettempdir(), f"krc-job-{port}-process-{cluster.process_id}.lock")
+    return os.path.join(tempfile.gettempdir(), f"krc-job-{_port(cluster)}-process-{cluster.process_id}.lock")
 
 
 def claim(cluster):
@@ -25,7 +28,7 @@ def claim(cluster):
 
     A second process with the id stops here, at once, and leaves a note; the
     first, if it still waits to join, sees it and stops too
-    (``started_twice``). A job that already runs is left alone.
+    (``check_alone``). A job that already runs is left alone.
 
     Raises:
         TrainingError: the id is held on this host, or process 0's port is in use.
@@ -47,7 +50,7 @@ def claim(cluster):
     except FileNotFoundError:
         pass
     if cluster.is_chief:
-        port = int(cluster.coordinator_address.rsplit(":", 1)[1])
+        port = _port(cluster)
         with socket.socket() as probe:
             probe.settimeout(2)
             if probe.connect_ex(("127.0.0.1", port)) == 0:
@@ -59,14 +62,18 @@ def claim(cluster):
     HELD.append(fd)  # the kernel releases it when this process ends, killed or not
 
 
-def started_twice(cluster):
-    """The error to stop with if a second process with this one's ``--process_id`` started on this host."""
+def check_alone(cluster):
+    """Raises if a second process with this one's ``--process_id`` started on this host since it claimed the id.
+
+    Raises:
+        TrainingError: naming the id and the second process.
+    """
     try:
         with open(_lock_path(cluster) + ".twice") as note:
             pid = note.read().strip()
     except FileNotFoundError:
-        return None
-    return TrainingError(
+        return
+    raise TrainingError(
         f"a second process (pid {pid}) was started with --process_id={cluster.process_id} while this one "
         f"waited to join the job at {cluster.coordinator_address}: {_own_ids(cluster)}; stop both, "
         "then start each process once"
