@@ -3,25 +3,30 @@
 from keras_resnet_cifar.study import cases
 
 
-def test_xla_varies_only_under_tensorflow():
+def test_compiling_varies_under_tensorflow_and_torch_always_times_its_compiled_step():
     grid = cases.train_cases(
         [20], ["A"], [128], ["pipeline"], ["tensorflow", "torch", "jax"], ["float32"], [False, True]
     )
     assert [(c.backend, c.xla) for c in grid] == [
         ("tensorflow", False),
         ("tensorflow", True),
+        ("torch", True),
         ("torch", False),
         ("jax", True),
     ]
-    assert len(cases.train_cases([20, 56], ["A", "B"], [64, 128], ["pipeline"], ["torch"], ["float32"], [False])) == 8
+    assert [c.label().split(" batch 128 ")[1] for c in grid[1:4]] == [
+        "XLA pipeline",
+        "compiled step pipeline",
+        "eager step pipeline",
+    ]
+    # --xla=off: the default (compiled) torch case is timed all the same, the eager one beside it.
+    assert len(cases.train_cases([20, 56], ["A", "B"], [64, 128], ["pipeline"], ["torch"], ["float32"], [False])) == 16
 
 
 def test_medians_and_ratios_to_the_first_row_of_a_group():
-    grid = cases.train_cases(
-        [20], ["A"], [128], ["pipeline", "synthetic"], ["tensorflow", "torch"], ["float32"], [False]
-    )
+    grid = cases.train_cases([20], ["A"], [128], ["pipeline", "synthetic"], ["tensorflow", "jax"], ["float32"], [False])
     rounds = [[100, 300, 50, 80], [120, 200, 70, 60], [110, 250, 60, 100]]
-    rows = cases.summarize(grid, rounds, ("torch", "float32", False, "pipeline"))
+    rows = cases.summarize(grid, rounds, ("jax", "float32", True, "pipeline"))
     assert [r["images_per_sec"] for r in rows] == [110, 250, 60, 80]
     assert [r["images_per_sec_rounds"] for r in rows][1] == [300, 200, 250]
     # Each data source is its own group: its first row is 1.0.
@@ -48,14 +53,16 @@ def test_layout_varies_only_under_torch_and_only_auto_is_the_default():
     grid = cases.train_cases(
         [20], ["A"], [128], ["pipeline"], ["tensorflow", "torch"], ["float32"], [False], ["auto", "channels_last"]
     )
-    assert [(c.backend, c.layout) for c in grid] == [
-        ("tensorflow", "auto"),
-        ("torch", "auto"),
-        ("torch", "channels_last"),
+    assert [(c.backend, c.xla, c.layout) for c in grid] == [
+        ("tensorflow", False, "auto"),
+        ("torch", True, "auto"),
+        ("torch", True, "channels_last"),
+        ("torch", False, "auto"),
+        ("torch", False, "channels_last"),
     ]
     assert "channels_last" in grid[2].label() and "channels" not in grid[1].label()
-    rows = cases.summarize(grid, [[100, 300, 280]], ("torch", "float32", False, "pipeline"))
-    assert [r["default"] for r in rows] == [False, True, False]
+    rows = cases.summarize(grid, [[100, 300, 280, 200, 190]], ("torch", "float32", True, "pipeline"))
+    assert [r["default"] for r in rows] == [False, True, False, False, False]
 
 
 def test_share_of_peak():

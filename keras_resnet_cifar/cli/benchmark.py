@@ -25,13 +25,17 @@ flags.DEFINE_list("depths", ["20"], "Depths 6n+2 to time.")
 flags.DEFINE_list("shortcuts", ["A"], "Shortcut options (A, B).")
 flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], f"Any of {', '.join(PRECISIONS)}.")
 flags.DEFINE_list("batch_sizes", ["128"], "Training batch sizes.")
-flags.DEFINE_list("xla", ["off", "on"], "XLA settings to time under TensorFlow: off, on.")
+flags.DEFINE_list(
+    "xla",
+    ["off", "on"],
+    "Compile settings to time: XLA under tensorflow, the compiled step under torch (its default, always timed): off, on.",
+)
 flags.DEFINE_list(
     "backends",
     ["auto"],
     "Keras backends to time training under (tensorflow, torch, jax); auto: tensorflow and the "
-    "backend tools/train.py picks here. Other backends than tensorflow run with their default "
-    "compilation (torch: eager; jax: jit).",
+    "backend tools/train.py picks here. torch runs its compiled step and, with --xla=off, its "
+    "eager step too; jax always compiles (jit).",
 )
 flags.DEFINE_list(
     "layouts",

@@ -41,7 +41,9 @@ def default_setting(backend):
     from keras_resnet_cifar.training import machine
 
     precision = machine.resolve_precision("auto", backend)
-    return backend, precision, machine.resolve_xla(None, precision, False, 1, backend), "pipeline"
+    # A default run (the paper's 64,000 steps) is long enough for torch to compile its step.
+    xla = machine.resolve_xla(None, precision, False, 1, backend, total_steps=machine.cpu_default("compile_min_steps"))
+    return backend, precision, xla, "pipeline"
 
 
 def peer_cases(plan):
@@ -212,7 +214,7 @@ def ratios_to_peer(depth, shortcut, result, log):
             log(
                 f"train  ResNet{depth}{row['shortcut']} {row['backend']}"
                 f"{'' if row['layout'] == 'auto' else ' ' + row['layout']} {row['precision']} {row['data']} "
-                f"batch {row['batch_size']} {'XLA' if row['xla'] else 'no XLA'}: {ratio:.2f}x"
+                f"batch {row['batch_size']} {study_cases.step_label(row['backend'], row['xla'])}: {ratio:.2f}x"
                 + ("  (tools/train.py default)" if row.get("default") else "")
             )
     figures = [f for k, f in peer["inference"].items() if k.startswith(f"resnet{depth}A ")]

@@ -26,7 +26,7 @@ from keras_resnet_cifar.data import input_pipeline
 from keras_resnet_cifar.models import resnet
 from keras_resnet_cifar.study import serving_speed
 from keras_resnet_cifar.study.cases import TrainCase
-from keras_resnet_cifar.training import machine, optimizer, run_log, runner
+from keras_resnet_cifar.training import compiled_step, machine, run_log, runner
 
 
 def describe_machine():
@@ -70,7 +70,7 @@ def train_images_per_sec(case, images=None, warmup_steps=5, steps=20):
     else:
         batch = (images[: case.batch_size], labels[: case.batch_size])
         ds = tf.data.Dataset.from_tensors(batch).repeat()
-    return _fit_rate(model, machine.input_threads(ds), case.batch_size, case.xla, warmup_steps, steps)
+    return _fit_rate(model, machine.input_threads(ds), case.batch_size, case.xla, case.precision, warmup_steps, steps)
 
 
 def train_rates(cases, images=None, warmup_steps=5, steps=20):
@@ -105,13 +105,10 @@ def train_rates(cases, images=None, warmup_steps=5, steps=20):
     return [rates[i] for i in range(len(cases))]
 
 
-def _fit_rate(model, ds, batch_size, xla, warmup_steps, steps):
+def _fit_rate(model, ds, batch_size, xla, precision, warmup_steps, steps):
     """Compiles ``model`` as the runner does and returns its steady-state training rate on ``ds``."""
-    model.compile(
-        optimizer=optimizer.sgd(0.01, 0.9, 1e-4),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=xla,
-    )
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model = compiled_step.compile_for_training(model, loss, 0.01, 0.9, 1e-4, precision, xla, print)
     timer = _StepTimer(warmup_steps)
     model.fit(ds, epochs=1, steps_per_epoch=warmup_steps + steps, verbose=0, callbacks=[timer], shuffle=False)
     return steps * batch_size / timer.elapsed()
@@ -225,7 +222,8 @@ def imagenet_train_images_per_sec(arch="resnet50", batch_size=32, xla=False, ima
         rng.integers(0, 256, (batch_size, image_size, image_size, 3), dtype=np.uint8),
         rng.integers(0, 1000, batch_size),
     )
-    return _fit_rate(model, tf.data.Dataset.from_tensors(batch).repeat(), batch_size, xla, warmup_steps, steps)
+    data = tf.data.Dataset.from_tensors(batch).repeat()
+    return _fit_rate(model, data, batch_size, xla, "float32", warmup_steps, steps)
 
 
 def main(argv):

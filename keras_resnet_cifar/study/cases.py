@@ -25,23 +25,31 @@ class TrainCase:
         layout = "" if self.layout == "auto" else f" {self.layout}"
         return (
             f"ResNet{self.depth}{self.shortcut} {self.backend}{layout} {self.precision} batch {self.batch_size} "
-            f"{'XLA' if self.xla else 'no XLA'} {self.data}"
+            f"{step_label(self.backend, self.xla)} {self.data}"
         )
+
+
+def step_label(backend, xla):
+    """How a case's training step runs: XLA or not, and under torch the compiled step or Keras's eager one."""
+    if backend == "torch":
+        return "compiled step" if xla else "eager step"
+    return "XLA" if xla else "no XLA"
 
 
 def train_cases(depths, shortcuts, batch_sizes, data, backends, precisions, xla, layouts=("auto",)):
     """Every combination to time, in the order the table prints.
 
-    XLA is a choice only under TensorFlow: JAX always compiles its step and
-    the torch backend's default is eager, so those backends get one case
-    each. The layout is a choice only under torch (TensorFlow's CPU kernels
-    take NHWC only).
+    ``xla`` is TensorFlow's XLA and torch's compiled step (``compiled_step``);
+    torch always gets its compiled case, the default of a full run, and
+    JAX, which always compiles its step, one case. The layout is a choice
+    only under torch (TensorFlow's CPU kernels take NHWC only).
     """
     cases = []
     for depth, shortcut, batch, source, backend, precision in itertools.product(
         depths, shortcuts, batch_sizes, data, backends, precisions
     ):
-        for jit in xla if backend == "tensorflow" else [backend == "jax"]:
+        compile_settings = {"tensorflow": xla, "torch": dict.fromkeys((True, *xla)), "jax": [True]}[backend]
+        for jit in compile_settings:
             for layout in layouts if backend == "torch" else ["auto"]:
                 cases.append(TrainCase(depth, shortcut, precision, batch, jit, source, backend, layout))
     return cases

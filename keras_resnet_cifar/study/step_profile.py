@@ -1,9 +1,11 @@
 """Where a training step's time goes, from a PyTorch profiler trace.
 
 Profiles the model ``tools/train.py`` trains under the torch backend (its
-layout, fused BatchNorm, decay in the update), fed by the real tf.data
-pipeline, and the PyTorch peer on the same batch, and sorts each trace's
-operator self-times into the categories of a ResNet step.
+layout, decay in the update) on Keras's eager step, the step of short runs
+and ``--deterministic``, fed by the real tf.data pipeline, and the PyTorch
+peer (eager) on the same batch, and sorts each trace's operator self-times
+into the categories of a ResNet step. The compiled step's kernels are
+Inductor's fused ones, which these categories do not separate.
 """
 
 import time

@@ -203,7 +203,15 @@ class EpochStats(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         step = iterations(self.model)
         logs["step"] = step
-        logs["images_per_sec"] = (step - self._first_step) * self.batch_size / max(self._last - self._start, 1e-9)
+        # The compiled torch step's one-off tracing and compiling is the run's
+        # wall time, not the epoch's training rate.
+        compiled = getattr(self.model, "compile_seconds", None)
+        excluded = 0.0
+        if compiled is not None and not getattr(self, "_compile_told", False):
+            self._compile_told, excluded = True, compiled
+            self.log(f"The training step was traced and compiled in {compiled:.1f} s (not in the epoch's img/s)")
+        busy = max(self._last - self._start - excluded, 1e-9)
+        logs["images_per_sec"] = (step - self._first_step) * self.batch_size / busy
         logs["epoch_seconds"] = time.perf_counter() - self._start
         logs["learning_rate"] = float(self.schedule(max(step - 1, 0)))
         for key in [k for k in logs if k.endswith("accuracy")]:
@@ -244,7 +252,8 @@ class Progress(keras.callbacks.Callback):
             return
         self._last_time = now
         step = iterations(self.model)
-        rate = (step - self._start_step) / max(now - self._start_time, 1e-9)
+        busy = now - self._start_time - (getattr(self.model, "compile_seconds", None) or 0.0)
+        rate = (step - self._start_step) / max(busy, 1e-9)
         eta = (self.total_steps - step) / rate if rate else float("inf")
         shown = ", ".join(f"{k} {float(v):.4f}" for k, v in (logs or {}).items() if np.ndim(v) == 0)
         self.log(f"step {step}/{self.total_steps}: {shown}, {rate * self.batch_size:.0f} img/s, ETA {_duration(eta)}")

@@ -7,6 +7,7 @@ imports Keras), and training under JAX runs where TensorFlow is absent. The
 few decisions that are TensorFlow's own import it when they are asked.
 """
 
+import ctypes
 import importlib.util
 import os
 import sys
@@ -60,27 +61,46 @@ def cpu_class(flags=None):
 
 # Every CPU default, by class, from tools/benchmark.py runs on that class
 # (same-run ratios, medians of interleaved rounds; docs/performance.md,
-# "Defaults chosen", has the runs).
+# "Defaults chosen", has the runs). Under torch the step is the compiled one
+# (``compiled_step``) wherever a run is long enough (compile_min_steps).
 # - backend: torch trained ResNet20 at 1.36-1.8x TensorFlow's rate on AVX2
-#   (Zen 3), 1.18x in float32 and 1.38x in mixed_bfloat16 on Zen 4; with
-#   AMX, TensorFlow's oneDNN bfloat16 kernels ran 608 against 520 images/s
-#   in float32 (Sapphire Rapids).
+#   (Zen 3), 1.18x in float32 and 1.38x in mixed_bfloat16 on Zen 4, eagerly.
+#   With AMX (Sapphire Rapids), TensorFlow's oneDNN bfloat16 kernels beat
+#   eager torch, but the compiled torch step trained at 2.4x TensorFlow's
+#   rate in mixed_bfloat16 (1,548 against 648 images/s, 2026-12-03).
 # - bfloat16: the backends whose bfloat16 kernels run in hardware here, which
 #   "auto" trains in mixed_bfloat16. On Zen 4 (AVX512-BF16) the torch backend
 #   trained at 1.59x its float32 rate (680 against 429 images/s) and
 #   TensorFlow at 1.35x (493 against 364), and the same-seed 10-epoch
-#   ResNet20 run reached 82.34% against 82.06% in float32. Without bfloat16
-#   instructions it is emulated (0.07-0.08x float32 on Zen 3).
+#   ResNet20 run reached 82.34% against 82.06% in float32. With AMX the
+#   compiled torch step ran at 2.0x float32 (1,548 against 771). Without
+#   bfloat16 instructions it is emulated (0.07-0.08x float32 on Zen 3).
 # - torch_layout: channels_first. channels_last (NHWC memory, which oneDNN's
-#   AVX-512 kernels take) trained at 0.93x of it on Zen 4, in float32 (397
-#   against 429) and in mixed_bfloat16 (630 against 680). NCHW is PyTorch's
-#   own layout.
+#   AVX-512 kernels take) trained at 0.93x of it on Zen 4 eagerly, and on the
+#   compiled step at 0.48x on Zen 3 (240 against 497) and 0.31x with AMX
+#   (476 against 1,548). NCHW is PyTorch's own layout.
+# - compile_min_steps: from this many steps a run compiles its torch step;
+#   shorter runs (the quick start on slow CPUs, tests) train eagerly. A
+#   ResNet20 run wins the compile time back after its compile seconds over
+#   the step time saved: 35 s / 0.103 s = 340 steps on Zen 3 (311 to 415
+#   images/s), 37 s / 0.170 s = 216 steps with AMX (502 to 1,511), both
+#   with an empty Inductor cache. The classes not measured take Zen 3's.
 CPU_DEFAULTS = {
-    "amx": {"backend": "tensorflow", "bfloat16": ("tensorflow", "torch", "jax"), "torch_layout": "channels_first"},
-    "avx512_bf16": {"backend": "torch", "bfloat16": ("tensorflow", "torch"), "torch_layout": "channels_first"},
-    "avx512": {"backend": "torch", "bfloat16": (), "torch_layout": "channels_first"},
-    "avx2": {"backend": "torch", "bfloat16": (), "torch_layout": "channels_first"},
-    "other": {"backend": "torch", "bfloat16": (), "torch_layout": "channels_first"},
+    "amx": {
+        "backend": "torch",
+        "bfloat16": ("tensorflow", "torch", "jax"),
+        "torch_layout": "channels_first",
+        "compile_min_steps": 300,
+    },
+    "avx512_bf16": {
+        "backend": "torch",
+        "bfloat16": ("tensorflow", "torch"),
+        "torch_layout": "channels_first",
+        "compile_min_steps": 500,
+    },
+    "avx512": {"backend": "torch", "bfloat16": (), "torch_layout": "channels_first", "compile_min_steps": 500},
+    "avx2": {"backend": "torch", "bfloat16": (), "torch_layout": "channels_first", "compile_min_steps": 500},
+    "other": {"backend": "torch", "bfloat16": (), "torch_layout": "channels_first", "compile_min_steps": 500},
 }
 
 
@@ -179,8 +199,8 @@ def resolve_precision(precision, backend="tensorflow"):
     return "mixed_bfloat16" if backend in cpu_default("bfloat16") else "float32"
 
 
-def resolve_xla(xla, precision, deterministic, replicas, backend="tensorflow"):
-    """``jit_compile`` for the train step: the caller's choice, else the faster setting.
+def resolve_xla(xla, precision, deterministic, replicas, backend="tensorflow", total_steps=None):
+    """Whether the train step is compiled: the caller's choice, else the faster setting.
 
     Measured with tools/benchmark.py on a 2-core AVX2 CPU (docs/performance.md):
     for float32, XLA gains 2-6% on ResNet20 and loses 10% on ResNet56, so it
@@ -190,11 +210,14 @@ def resolve_xla(xla, precision, deterministic, replicas, backend="tensorflow"):
     against 133-217 with XLA), so XLA goes on. With AMX or AVX512-BF16,
     oneDNN's bfloat16 kernels run without XLA. Deterministic and
     multi-replica runs never get XLA by default. Under JAX the step is always
-    compiled (uncompiled JAX is many times slower); under torch,
-    ``jit_compile`` means torch.compile, which stays off.
+    compiled (uncompiled JAX is many times slower). Under torch the step is
+    ``compiled_step``'s torch.compile graph where ``compile_torch_step`` says
+    it pays (Keras's own ``jit_compile`` is never used there).
     """
     if xla is not None:
         return xla
+    if backend == "torch":
+        return compile_torch_step(total_steps or 0, deterministic)[0]
     if backend != "tensorflow":
         return backend == "jax"
     if has_gpu():
@@ -202,6 +225,41 @@ def resolve_xla(xla, precision, deterministic, replicas, backend="tensorflow"):
     if deterministic or replicas != 1:
         return False
     return precision == "mixed_bfloat16" and backend not in cpu_default("bfloat16")
+
+
+def compile_torch_step(total_steps, deterministic=False):
+    """``(compile, why)``: whether a torch run of ``total_steps`` trains on the compiled step, and why."""
+    if deterministic:
+        return False, "--deterministic trains eagerly: the compiled kernels are not checked to be run-to-run exact"
+    if has_gpu():
+        return False, "the compiled step is measured on CPUs only; pass --xla=true to compile on a GPU"
+    least = cpu_default("compile_min_steps")
+    if total_steps < least:
+        return False, f"{total_steps:,} steps, fewer than the {least:,} that win back its compile time on this CPU"
+    return True, f"{total_steps:,} steps, at least the {least:,} that win back its compile time on this CPU"
+
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def hold_freed_memory():
+    """Has glibc's malloc keep freed blocks for reuse instead of giving them back to the OS.
+
+    The compiled torch step allocates and frees its activations every step;
+    blocks above malloc's mmap threshold (128 KiB at first) go back to the
+    OS on every free and fault in again, page by page, on the next step.
+    With the threshold at glibc's largest (32 MiB on 64-bit) and the heap
+    trimmed only above 1 GiB, the compiled ResNet20 step trained at 1.23x
+    (1,560 against 1,268 images/s on the pipeline, AMX; docs/performance.md,
+    "Defaults chosen"). The process keeps the memory for its next step.
+    Returns False where the C library is not glibc (nothing is set).
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20) and mallopt(_M_TRIM_THRESHOLD, 1 << 30))
 
 
 def make_strategy(name):

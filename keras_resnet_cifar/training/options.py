@@ -68,9 +68,11 @@ RUN = (
         "xla",
         bool,
         None,
-        "Jit-compile the train step (Keras jit_compile: XLA under tensorflow and jax, torch.compile "
-        "under torch). Default: under tensorflow on for mixed_bfloat16 on a CPU without AVX512-BF16 or AMX (emulated "
-        "bf16 is 6x slower without it), else Keras decides; always under jax; off under torch.",
+        "Compile the train step: XLA (Keras jit_compile) under tensorflow and jax; under torch the "
+        "torch.compile graph of the forward, loss and backward. Default: under tensorflow on for mixed_bfloat16 "
+        "on a CPU without AVX512-BF16 or AMX (emulated bf16 is 6x slower without it), else Keras decides; "
+        "always under jax; under torch on for runs long enough to win back the compile time (not with "
+        "--deterministic).",
     ),
     Option("strategy", str, "auto", "auto: MirroredStrategy over all GPUs when there are several.", choices=STRATEGIES),
     Option("seed", int, 0, "Seed for weights, split, shuffling and augmentation.", minimum=0),
@@ -198,8 +200,8 @@ CIFAR = (
         "backend",
         str,
         "auto",
-        "Keras backend to train under. auto: jax for several processes; tensorflow with a GPU or AMX; "
-        "else torch where it is installed (the faster one on such CPUs), else tensorflow. Export and "
+        "Keras backend to train under. auto: jax for several processes; tensorflow with a GPU; "
+        "else torch where it is installed (the faster one on CPUs), else tensorflow. Export and "
         "serving are TensorFlow either way.",
         field=None,
         choices=BACKENDS,

@@ -37,7 +37,7 @@ from keras_resnet_cifar import errors, files
 from keras_resnet_cifar.data import augment
 from keras_resnet_cifar.data.arrays import DataError
 from keras_resnet_cifar.serving import loading
-from keras_resnet_cifar.training import callbacks, distributed, fast_path, inputs, machine, optimizer, run_dir, run_log
+from keras_resnet_cifar.training import callbacks, compiled_step, distributed, inputs, machine, run_dir, run_log
 from keras_resnet_cifar.training import options as schema
 from keras_resnet_cifar.training.config import TrainingError
 
@@ -131,7 +131,7 @@ def _run_held(options, make_task, log, cluster):
         else distributed.data_parallel(backend, auto_shard=input_kind == "tfdata")
     )
     inputs.check_batch(options.batch_size, cluster, replicas, distributed.local_devices(backend))
-    xla = machine.resolve_xla(options.xla, precision, options.deterministic, replicas, backend)
+    xla = machine.resolve_xla(options.xla, precision, options.deterministic, replicas, backend, task.total_steps)
     resolved = dict(
         dataclasses.asdict(options),
         **task.settings,
@@ -172,7 +172,8 @@ def _run_held(options, make_task, log, cluster):
     else:
         log(
             f"{task.summary}, {backend} backend ({resolved['data_format']}), precision {precision}, "
-            f"{replicas} replica(s) in {cluster.num_processes} process(es), XLA {xla}, {input_kind} input, "
+            f"{replicas} replica(s) in {cluster.num_processes} process(es), {_step_text(options, backend, xla, task)}, "
+            f"{input_kind} input, "
             f"{task.settings['schedule']} schedule peak lr {task.settings['learning_rate']:g}, "
             f"{task.total_steps:,} steps = {task.epochs} epochs of {task.steps_per_epoch}"
         )
@@ -201,20 +202,21 @@ def _train(task, options, setup, log):
         with setup.strategy.scope() if setup.strategy is not None else contextlib.nullcontext():
             # The policy goes to the layers, not to Keras's global state: a
             # caller's global policy is left as it was.
-            net = training_model(task.build_model, log, dtype=setup.precision)
+            net = training_model(task.build_model, dtype=setup.precision)
             model = net if setup.input == "tfdata" else augment.with_augmentation(net, task.arrays["seed"])
-            # The weight decay is applied in the update, not as the model's regularisers.
-            sgd = optimizer.sgd(task.schedule, options.momentum, task.weight_decay)
-            if setup.precision == "mixed_float16":
-                # What compile(auto_scale_loss=True) does for a model built under a global mixed_float16 policy.
-                sgd = keras.optimizers.LossScaleOptimizer(sgd, name="loss_scale_optimizer")
-            model.compile(
-                optimizer=sgd,
-                loss=task.loss(True),
+            model = compiled_step.compile_for_training(
+                model,
+                task.loss(True),
+                task.schedule,
+                options.momentum,
+                task.weight_decay,
+                setup.precision,
+                setup.xla,
+                log,
                 metrics=task.metrics(),
-                jit_compile=setup.xla,
                 steps_per_execution=options.steps_per_execution,
             )
+            net = model if isinstance(model, compiled_step.CompiledStep) else net
             done = callbacks.restore(model, backup_dir)
             if not done and task.init_weights:
                 task.init_weights(model)
@@ -283,23 +285,31 @@ def _writing_callbacks(task, options, verbose, log):
     return found
 
 
-def training_model(build_model, log=None, data_format=None, dtype=None):
-    """The model as it trains under this backend: its layout, no regularisers; under torch, fused and lean.
+def training_model(build_model, data_format=None, dtype=None):
+    """The model as it trains under this backend: its layout, no regularisers.
 
     Args:
         build_model: ``(data_format, weight_decay, dtype) -> model``, as ``Task.build_model``.
-        log: where ``fast_path`` says that it falls back to the stock path.
         data_format: the layout; default the machine's (``machine.resolve_data_format``).
         dtype: the layers' dtype policy (the run's precision); None: Keras's global policy.
 
     Returns:
         A model with the saved model's weights in the same order, so one's
         weights set the other's. Its weight decay belongs in the optimizer
-        (``optimizer.sgd``).
+        (``optimizer.sgd``) or the compiled step.
     """
     data_format = data_format or machine.resolve_data_format(keras.backend.backend())
-    model = build_model(data_format=data_format, weight_decay=0, dtype=dtype)
-    return fast_path.accelerate(model, log)
+    return build_model(data_format=data_format, weight_decay=0, dtype=dtype)
+
+
+def _step_text(options, backend, xla, task):
+    """How the train step runs, for the run's summary line."""
+    if backend != "torch":
+        return f"XLA {xla}"
+    if options.xla is not None:
+        return f"{'compiled' if xla else 'eager'} step (--xla={str(xla).lower()})"
+    why = machine.compile_torch_step(task.total_steps, options.deterministic)[1]
+    return f"{'compiled' if xla else 'eager'} step ({why})"
 
 
 def _finish(final, task, options, input_kind, log):

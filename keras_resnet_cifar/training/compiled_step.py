@@ -1,0 +1,170 @@
+"""Under the torch backend, the training step as one graph compiled by ``torch.compile``, inside ``fit``.
+
+``CompiledStep`` is the runner's training model (the same layers and
+variables) with Keras's documented ``train_step`` override: the forward
+pass and the loss run as one Inductor-compiled function of the variables'
+tensors (``torch_graph``), the gradients come from ``torch.autograd``
+(Inductor compiled the backward with the forward) and Keras's optimizer
+applies them, so the optimizer's state, the schedule, the metrics,
+callbacks, backups and resumes are Keras's own. ``fit``, ``evaluate`` and
+``predict`` are otherwise unchanged, and the saved model never sees this
+class.
+
+Compiling costs tens of seconds once per process (less where Inductor's
+cache in ``cache_dir()`` holds the graph already), so the runner
+(``machine.compile_torch_step``) compiles only runs long enough to win
+it back. ``compile_for_training`` compiles a model for ``fit`` as every
+training run and benchmark does, on this step where it can run.
+"""
+
+import os
+import time
+
+import keras
+
+from keras_resnet_cifar.training import machine, optimizer, torch_graph
+
+
+def cache_dir():
+    """Where Inductor keeps compiled graphs for later processes: ``$TORCHINDUCTOR_CACHE_DIR`` if set."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.join(base, "keras-resnet-cifar", "torchinductor")
+
+
+def unsupported_reason(model, loss, precision):
+    """Why ``model`` cannot train on the compiled step with ``loss`` in ``precision``; None when it can."""
+    if keras.backend.backend() != "torch":
+        return f"the compiled step is for the torch backend, not {keras.backend.backend()}"
+    config = loss.get_config() if isinstance(loss, keras.losses.SparseCategoricalCrossentropy) else {}
+    if not (
+        config.get("from_logits") and config.get("ignore_class") is None and loss.reduction == "sum_over_batch_size"
+    ):
+        return "its loss is not the sparse categorical cross-entropy of logits"
+    if precision == "mixed_float16":
+        return "loss scaling (mixed_float16) runs on Keras's own step"
+    try:
+        torch_graph.TorchGraph(model)
+    except torch_graph.Unsupported as e:
+        return str(e)
+    return None
+
+
+class CompiledStep(keras.Model):
+    """A functional model whose ``train_step`` is one compiled graph (built by ``wrap``)."""
+
+    def train_step(self, data):
+        step = self.__dict__.get("_krc_step")
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if step is None or sample_weight is not None:
+            return super().train_step(data)
+        import torch
+
+        # Keras's data adapters hand numpy arrays over for some inputs; the graph takes tensors.
+        x, y = keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y)
+        values = step["graph"].values()
+        started = time.perf_counter() if step["compile_seconds"] is None else None
+        loss, logits = step["function"](values, x, y)
+        trainable = [values[i] for i in step["trainable"]]
+        gradients = torch.autograd.grad(loss, trainable)
+        if started is not None:  # the first step traces and compiles the forward and the backward
+            step["compile_seconds"] = time.perf_counter() - started
+        with torch.no_grad():
+            self.optimizer.apply(list(gradients), self.trainable_variables)
+        loss = loss.detach()
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss, sample_weight=x.shape[0])
+        return self.compute_metrics(x, y, logits.detach(), sample_weight=None)
+
+    @property
+    def compile_seconds(self):
+        """Seconds the first compiled step took (tracing and compiling included); None before it or eagerly."""
+        step = self.__dict__.get("_krc_step")
+        return None if step is None else step["compile_seconds"]
+
+
+def wrap(model):
+    """``model`` (functional) as a ``CompiledStep``: the same layers and variables, still eager."""
+    outputs = model.outputs[0] if len(model.outputs) == 1 else model.outputs
+    return CompiledStep(inputs=model.inputs, outputs=outputs, name=model.name)
+
+
+def enable(model, weight_decay=0.0):
+    """Compiles ``model``'s training step (call after ``model.compile``).
+
+    Args:
+        model: a ``CompiledStep`` for which ``unsupported_reason`` gave None,
+            compiled with that loss and a plain ``keras.optimizers.SGD``.
+        weight_decay: coupled decay added to every trainable variable's
+            gradient in the compiled graph (the optimizer must not add it).
+    """
+    import torch
+
+    graph = torch_graph.TorchGraph(model)
+    index = {id(v): i for i, v in enumerate(graph.variables)}
+    trainable = [index[id(v)] for v in model.trainable_variables]
+    decayed = tuple(trainable) if weight_decay else ()
+    input_dtype = getattr(torch, model.inputs[0].dtype)
+
+    def forward_loss(values, images, labels):
+        logits = graph.forward(values, images.to(input_dtype))
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels.reshape(-1).long())
+        if decayed:
+            # Its gradient is the coupled decay, wd * w, added in the backward graph.
+            decay = sum(values[i].float().square().sum() for i in decayed)
+            return loss + 0.5 * weight_decay * decay - (0.5 * weight_decay * decay).detach(), logits
+        return loss, logits
+
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", cache_dir())
+    machine.hold_freed_memory()
+    # Dynamo keys compiled code by function and guards on what it closes
+    # over: a process that compiles a step for a second model (the
+    # benchmark's rounds, tests) would recompile until its limit and then run
+    # eagerly. One compiled step per process: the earlier ones are dropped.
+    torch.compiler.reset()
+    step = {"graph": graph, "trainable": trainable, "compile_seconds": None}
+    # dynamic=False: one graph for the run's batch shape (the pipelines drop
+    # the last partial batch), without symbolic sizes.
+    step["function"] = torch.compile(forward_loss, dynamic=False)
+    object.__setattr__(model, "_krc_step", step)  # past Keras's tracking: not model state
+
+
+def compile_for_training(model, loss, schedule, momentum, weight_decay, precision, xla, log, **compile_args):
+    """``model`` compiled for ``fit`` as every training run compiles it: under torch, on the compiled step where it runs.
+
+    Args:
+        model: the training model (``training_model``, or it with augmentation layers).
+        loss: the training loss.
+        schedule: the learning rate (a float or a schedule).
+        momentum: SGD momentum.
+        weight_decay: coupled decay, in the update (``optimizer.sgd``, or the
+            compiled step's backward graph under torch), not as the model's regularisers.
+        precision: the run's precision (mixed_float16 adds loss scaling).
+        xla: ``machine.resolve_xla``'s choice: Keras's ``jit_compile``, or under torch the compiled step.
+        log: where a compiled step that cannot run says why.
+        **compile_args: for ``model.compile`` (metrics, steps_per_execution).
+
+    Returns:
+        The compiled model: ``model``, or a ``CompiledStep`` of its layers.
+    """
+    torch_backend = keras.backend.backend() == "torch"
+    compiled = torch_backend and xla and _compiled_step_possible(model, loss, precision, log)
+    if compiled:
+        model = wrap(model)
+    sgd = optimizer.sgd(schedule, momentum, 0 if compiled else weight_decay)
+    if precision == "mixed_float16":
+        # What compile(auto_scale_loss=True) does for a model built under a global mixed_float16 policy.
+        sgd = keras.optimizers.LossScaleOptimizer(sgd, name="loss_scale_optimizer")
+    # Under torch the compiled step is compiled_step's, never Keras's jit_compile.
+    model.compile(optimizer=sgd, loss=loss, jit_compile=False if torch_backend else xla, **compile_args)
+    if compiled:
+        enable(model, weight_decay)
+    return model
+
+
+def _compiled_step_possible(model, loss, precision, log):
+    """Whether ``model`` can train on the compiled torch step; if not, says why in one log line."""
+    reason = unsupported_reason(model, loss, precision)
+    if reason:
+        log(f"Training on Keras's eager step, not the compiled one: {reason}")
+    return reason is None

@@ -1,0 +1,201 @@
+"""The torch backend's compiled training step: the graph it runs, the weights it reaches, its cache and its choice."""
+
+import json
+import textwrap
+
+import pytest
+
+from keras_resnet_cifar.training import machine
+from tests.helpers import run_python
+
+GRAPH = textwrap.dedent(
+    """
+    import json
+    import keras, numpy as np
+    from keras_resnet_cifar.models import resnet
+    from keras_resnet_cifar.training import torch_graph
+
+    numpy = keras.ops.convert_to_numpy
+    x = np.random.RandomState(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    rows = []
+    for dtype in ("float32", "mixed_bfloat16"):
+        for data_format in ("channels_first", "channels_last"):
+            for variant in ({"shortcut": "A"}, {"shortcut": "B"}, {"residual": False}):
+                build = lambda: resnet.resnet_cifar(8, data_format=data_format, weight_decay=0, dtype=dtype, **variant)
+                stock, graphed = build(), build()
+                graphed.set_weights(stock.get_weights())
+                graph = torch_graph.TorchGraph(graphed)
+                expected = numpy(stock(x, training=True)).astype("float32")
+                got = graph.forward(graph.values(), keras.ops.convert_to_tensor(x)).detach().float().numpy()
+                # Moving statistics: what Keras's training call left against what the graph left.
+                moved = max(float(np.abs(a - b).max()) for a, b in zip(stock.get_weights(), graphed.get_weights()))
+                rows.append([dtype, data_format, json.dumps(variant), float(np.abs(expected - got).max()), moved])
+    refused = []
+    dropout = keras.Sequential([keras.Input((4,)), keras.layers.Dropout(0.5)])
+    functional = keras.Model(dropout.inputs, dropout.outputs)
+    for model in (functional, resnet.resnet_cifar(8, weight_decay=0)):
+        try:
+            if model.name.startswith("resnet"):
+                model.get_layer("conv1_bn").trainable = False
+            torch_graph.TorchGraph(model)
+        except torch_graph.Unsupported as e:
+            refused.append(str(e))
+    # Asked to compile such a model, the runner trains it on Keras's step (with the decay in the optimizer).
+    from keras_resnet_cifar.training import compiled_step
+
+    logged = []
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    kept = compiled_step.compile_for_training(functional, loss, 0.1, 0.9, 1e-4, "float32", True, logged.append)
+    fallback = [type(kept).__name__, type(kept.optimizer).__name__, logged]
+    print(json.dumps({"rows": rows, "refused": refused, "fallback": fallback}))
+    """
+)
+
+
+def test_the_graph_computes_what_keras_computes_in_training():
+    result = json.loads(run_python(GRAPH, backend="torch").strip().splitlines()[-1])
+    assert len(result["rows"]) == 12
+    for dtype, data_format, variant, logits, moved in result["rows"]:
+        # float32: two orders of the same sums. bfloat16 (8 bits of mantissa): logits of about 4
+        # within a few of its ulps, and the float32 moving statistics of bfloat16 activations.
+        assert logits < (1e-4 if dtype == "float32" else 0.05), (dtype, data_format, variant, logits)
+        assert moved < (1e-5 if dtype == "float32" else 2e-3), (dtype, data_format, variant, moved)
+    assert result["refused"][0].startswith("layer dropout is a Dropout")
+    assert result["refused"][1] == "layer conv1_bn is frozen"
+    assert result["fallback"] == [
+        "Functional",
+        "CoupledDecaySGD",
+        ["Training on Keras's eager step, not the compiled one: layer dropout is a Dropout"],
+    ]
+
+
+STEPS = textwrap.dedent(
+    """
+    import json, sys
+    import keras, numpy as np
+    import torch
+    from keras_resnet_cifar.models import resnet
+    from keras_resnet_cifar.training import compiled_step, runner
+
+    settings = [True, False] if sys.argv[1] == "both" else [True]
+    x = np.random.RandomState(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+    y = np.arange(16) % 10
+    models, losses, logged = {}, {}, []
+    for xla in settings:
+        keras.utils.set_random_seed(0)
+        net = runner.training_model(lambda **layout: resnet.resnet_cifar(n=1, **layout))
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        models[xla] = compiled_step.compile_for_training(net, loss, 0.05, 0.9, 0.05, "float32", xla, logged.append)
+        start = models[xla].get_weights()
+        losses[xla] = [float(models[xla].train_on_batch(x, y)) for _ in range(3)]
+    compiled = models[True]
+    result = {
+        "compiled": type(compiled).__name__,
+        "seconds": compiled.compile_seconds,
+        "moved": sum(not np.array_equal(a, b) for a, b in zip(start, compiled.get_weights())),
+        "weights": len(start),
+        "misses": torch._dynamo.utils.counters["inductor"]["fxgraph_cache_miss"],
+        "hits": torch._dynamo.utils.counters["inductor"]["fxgraph_cache_hit"],
+        "logged": logged,
+    }
+    if False in models:
+        eager = models[False]
+        result["eager"] = type(eager).__name__
+        result["difference"] = max(
+            float((np.abs(a - b) / np.maximum(np.abs(a), 1)).max())
+            for a, b in zip(compiled.get_weights(), eager.get_weights())
+        )
+        result["losses"] = [losses[True], losses[False]]
+    print(json.dumps(result))
+    """
+)
+
+
+def test_compiled_and_eager_steps_reach_the_same_weights_and_a_second_process_compiles_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache"))
+    first = json.loads(run_python(STEPS.replace("sys.argv[1]", '"both"'), backend="torch").strip().splitlines()[-1])
+    assert (first["compiled"], first["eager"]) == ("CompiledStep", "Functional")
+    assert first["moved"] == first["weights"]  # every variable: weights and moving statistics
+    # Three SGD steps at lr 0.05 with the decay (0.05: 0.25% of each weight a step) in the
+    # compiled backward graph and in the eager optimizer: the same weights up to float32 rounding.
+    assert first["difference"] < 1e-4
+    compiled_losses, eager_losses = first["losses"]
+    assert compiled_losses == pytest.approx(eager_losses, rel=1e-5)  # the cross-entropy, without the decay
+    assert first["misses"] > 0 and first["seconds"] > 0 and first["logged"] == []
+    # A second process (a resume, a repeated run) finds the forward and backward graphs in the cache.
+    second = json.loads(run_python(STEPS.replace("sys.argv[1]", '"one"'), backend="torch").strip().splitlines()[-1])
+    assert second["misses"] == 0 and second["hits"] >= 2
+    assert second["moved"] == second["weights"]
+
+
+@pytest.mark.parametrize("cpu_class", ["amx", "avx2"])
+@pytest.mark.parametrize(
+    "extra_steps, deterministic, expected",
+    [(-1, False, False), (0, False, True), (64_000, True, False)],
+)
+def test_torch_compiles_its_step_only_where_it_pays(cpu_class, extra_steps, deterministic, expected, monkeypatch):
+    monkeypatch.setattr(machine, "has_gpu", lambda: False)
+    monkeypatch.setattr(machine, "cpu_class", lambda flags=None: cpu_class)
+    # Each class has its own break-even (AMX compiles sooner: its compiled step saves more a step).
+    steps = machine.CPU_DEFAULTS[cpu_class]["compile_min_steps"] + extra_steps
+    compiled, why = machine.compile_torch_step(steps, deterministic)
+    assert compiled is expected
+    assert machine.resolve_xla(None, "float32", deterministic, 1, "torch", steps) is expected
+    assert ("--deterministic" in why) is deterministic
+    # The caller's --xla wins, and the other backends keep their rule.
+    assert machine.resolve_xla(not expected, "float32", deterministic, 1, "torch", steps) is (not expected)
+    assert machine.resolve_xla(None, "float32", deterministic, 1, "jax", steps) is True
+
+
+HOLD = textwrap.dedent(
+    """
+    import json, resource, sys
+    import numpy as np
+    from keras_resnet_cifar.training import machine
+
+    def rss():
+        return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
+
+    held = machine.hold_freed_memory() if sys.argv[1:] == ["hold"] else None
+    before = rss()
+    block = np.ones(1 << 20)  # 8 MiB, written: resident
+    del block
+    print(json.dumps({"held": held, "kept": rss() - before}))
+    """
+)
+
+
+def test_the_compiled_step_keeps_freed_activations_for_the_next_step():
+    # An 8 MiB block, as a ResNet20 activation at batch 128: glibc gives it back to the OS when
+    # freed (to fault it in again next step) unless hold_freed_memory raised its thresholds.
+    stock = json.loads(run_python(HOLD.replace("sys.argv[1:]", "[]")).strip().splitlines()[-1])
+    held = json.loads(run_python(HOLD.replace("sys.argv[1:]", '["hold"]')).strip().splitlines()[-1])
+    assert stock["kept"] < 1 << 20
+    assert held["held"] is True and held["kept"] >= 7 << 20
+
+
+def test_the_compile_time_is_told_once_and_kept_out_of_the_epochs_rate(monkeypatch):
+    from keras_resnet_cifar.training import callbacks
+
+    class Stub:
+        pass
+
+    model, model.optimizer = Stub(), Stub()
+    model.compile_seconds = 30.0
+    lines, logs = [], [{}, {}]
+    stats = callbacks.EpochStats(
+        batch_size=100, schedule=lambda step: 0.1, epochs=2, log=lines.append, print_line=False
+    )
+    stats.set_model(model)
+    # Each epoch: its start, its last step's end, its end; the first one's 40 s hold the 30 s compile.
+    clock = iter([0.0, 40.0, 41.0, 100.0, 110.0, 111.0])
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    for epoch in range(2):
+        model.optimizer.iterations = 100 * epoch
+        stats.on_epoch_begin(epoch)
+        model.optimizer.iterations = 100 * (epoch + 1)
+        stats.on_train_batch_end(99)
+        stats.on_epoch_end(epoch, logs[epoch])
+    assert [log["images_per_sec"] for log in logs] == [1000.0, 1000.0]
+    assert logs[0]["epoch_seconds"] == 41.0  # the wall time keeps it
+    assert lines == ["The training step was traced and compiled in 30.0 s (not in the epoch's img/s)"]
