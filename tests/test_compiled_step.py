@@ -3,10 +3,13 @@
 import json
 import textwrap
 
+import keras
+import numpy as np
 import pytest
 
 from keras_resnet_cifar.training import machine
-from tests.helpers import run_python
+from tests import trainproc
+from tests.helpers import hook_env, run_python
 
 GRAPH = textwrap.dedent(
     """
@@ -199,3 +202,23 @@ def test_the_compile_time_is_told_once_and_kept_out_of_the_epochs_rate(monkeypat
     assert [log["images_per_sec"] for log in logs] == [1000.0, 1000.0]
     assert logs[0]["epoch_seconds"] == 41.0  # the wall time keeps it
     assert lines == ["The training step was traced and compiled in 30.0 s (not in the epoch's img/s)"]
+
+
+def test_a_compiled_run_killed_and_resumed_saves_the_stock_model(data_dir, tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    flags = ("--backend=torch", "--precision=float32", "--xla=true", "--seed=5", "--noexport")
+    cache = {"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    # The whole run, and its directory as a kill three steps into epoch 2 of 3 leaves it.
+    out = trainproc.run(trainproc.cmd(data_dir, whole, *flags), **hook_env(KRC_TEST_COPY_AT=f"step8:{killed}", **cache))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "compiled step (--xla=true)" in out.stdout and "traced and compiled in" in out.stdout
+    out = trainproc.run(trainproc.cmd(data_dir, killed, *flags), **hook_env(**cache))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "1 epoch(s) done, going on with epoch 2" in out.stdout
+    assert [row["epoch"] for row in trainproc.rows(killed)] == ["0", "1", "2"]
+    # The saved model is the built-in Functional model, not the training step's class.
+    resumed = keras.saving.load_model(killed / "model.keras", safe_mode=True)
+    assert type(resumed).__name__ == "Functional"
+    assert {type(layer).__module__.split(".")[0] for layer in resumed.layers} == {"keras"}
+    for x, y in zip(keras.saving.load_model(whole / "model.keras").get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(x, y, atol=1e-5)

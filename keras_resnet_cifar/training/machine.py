@@ -232,7 +232,7 @@ def compile_torch_step(total_steps, deterministic=False):
     if deterministic:
         return False, "--deterministic trains eagerly: the compiled kernels are not checked to be run-to-run exact"
     if has_gpu():
-        return False, "the compiled step is measured on CPUs only; pass --xla=true to compile on a GPU"
+        return False, "the compiled step is measured on CPUs only"
     least = cpu_default("compile_min_steps")
     if total_steps < least:
         return False, f"{total_steps:,} steps, fewer than the {least:,} that win back its compile time on this CPU"
