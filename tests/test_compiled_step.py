@@ -50,7 +50,9 @@ GRAPH = textwrap.dedent(
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     kept = compiled_step.compile_for_training(functional, loss, 0.1, 0.9, 1e-4, "float32", True, logged.append)
     fallback = [type(kept).__name__, type(kept.optimizer).__name__, logged]
-    print(json.dumps({"rows": rows, "refused": refused, "fallback": fallback}))
+    # A model with regularisers: the compiled loss would leave their losses out.
+    regularised = compiled_step.unsupported_reason(resnet.resnet_cifar(n=1, weight_decay=1e-4), loss, "float32")
+    print(json.dumps({"rows": rows, "refused": refused, "fallback": fallback, "regularised": regularised}))
     """
 )
 
@@ -70,6 +72,7 @@ def test_the_graph_computes_what_keras_computes_in_training():
         "CoupledDecaySGD",
         ["Training on Keras's eager step, not the compiled one: layer dropout is a Dropout"],
     ]
+    assert result["regularised"].startswith("the model adds losses of its own")
 
 
 STEPS = textwrap.dedent(
@@ -145,6 +148,8 @@ def test_torch_compiles_its_step_only_where_it_pays(cpu_class, extra_steps, dete
     assert compiled is expected
     assert machine.resolve_xla(None, "float32", deterministic, 1, "torch", steps) is expected
     assert ("--deterministic" in why) is deterministic
+    # The arrays input augments inside the model, in a layer the graph does not run: eager, whatever the length.
+    assert machine.compile_torch_step(steps, deterministic, "arrays")[0] is False
     # The caller's --xla wins, and the other backends keep their rule.
     assert machine.resolve_xla(not expected, "float32", deterministic, 1, "torch", steps) is (not expected)
     assert machine.resolve_xla(None, "float32", deterministic, 1, "jax", steps) is True
@@ -222,3 +227,24 @@ def test_a_compiled_run_killed_and_resumed_saves_the_stock_model(data_dir, tmp_p
     assert {type(layer).__module__.split(".")[0] for layer in resumed.layers} == {"keras"}
     for x, y in zip(keras.saving.load_model(whole / "model.keras").get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(x, y, atol=1e-5)
+
+
+CACHE = textwrap.dedent(
+    """
+    import json, os
+    from keras_resnet_cifar.training import machine
+    machine.select_backend("torch")
+    import keras  # noqa: F401 (torch, imported with it, would set its own default)
+    print(json.dumps([os.environ["TORCHINDUCTOR_CACHE_DIR"], machine.inductor_cache_dir()]))
+    """
+)
+
+
+def test_a_torch_run_keeps_compiled_graphs_in_its_own_cache_unless_told_otherwise(tmp_path, monkeypatch):
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    used, ours = json.loads(run_python(CACHE, backend="torch").strip().splitlines()[-1])
+    assert used == ours == str(tmp_path / "keras-resnet-cifar" / "torchinductor")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    used, _ = json.loads(run_python(CACHE, backend="torch").strip().splitlines()[-1])
+    assert used == str(tmp_path / "mine")

@@ -11,24 +11,17 @@ callbacks, backups and resumes are Keras's own. ``fit``, ``evaluate`` and
 class.
 
 Compiling costs tens of seconds once per process (less where Inductor's
-cache in ``cache_dir()`` holds the graph already), so the runner
+cache, ``machine.inductor_cache_dir()``, holds the graph already), so the runner
 (``machine.compile_torch_step``) compiles only runs long enough to win
 it back. ``compile_for_training`` compiles a model for ``fit`` as every
 training run and benchmark does, on this step where it can run.
 """
 
-import os
 import time
 
 import keras
 
 from keras_resnet_cifar.training import machine, optimizer, torch_graph
-
-
-def cache_dir():
-    """Where Inductor keeps compiled graphs for later processes: ``$TORCHINDUCTOR_CACHE_DIR`` if set."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.join(base, "keras-resnet-cifar", "torchinductor")
 
 
 def unsupported_reason(model, loss, precision):
@@ -42,6 +35,8 @@ def unsupported_reason(model, loss, precision):
         return "its loss is not the sparse categorical cross-entropy of logits"
     if precision == "mixed_float16":
         return "loss scaling (mixed_float16) runs on Keras's own step"
+    if model.losses:
+        return "the model adds losses of its own (regularisers), which the compiled loss leaves out"
     try:
         torch_graph.TorchGraph(model)
     except torch_graph.Unsupported as e:
@@ -55,8 +50,11 @@ class CompiledStep(keras.Model):
     def train_step(self, data):
         step = self.__dict__.get("_krc_step")
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if step is None or sample_weight is not None:
+        if step is None:
             return super().train_step(data)
+        if sample_weight is not None:
+            # Keras's own step would drop the decay, which only the compiled loss adds.
+            raise ValueError("the compiled torch step takes no sample or class weights; train with xla=False")
         import torch
 
         # Keras's data adapters hand numpy arrays over for some inputs; the graph takes tensors.
@@ -115,7 +113,6 @@ def enable(model, weight_decay=0.0):
             return loss + 0.5 * weight_decay * decay - (0.5 * weight_decay * decay).detach(), logits
         return loss, logits
 
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", cache_dir())
     machine.hold_freed_memory()
     # Dynamo keys compiled code by function and guards on what it closes
     # over: a process that compiles a step for a second model (the

@@ -66,19 +66,19 @@ def cpu_class(flags=None):
 # - backend: torch trained ResNet20 at 1.36-1.8x TensorFlow's rate on AVX2
 #   (Zen 3), 1.18x in float32 and 1.38x in mixed_bfloat16 on Zen 4, eagerly.
 #   With AMX (Sapphire Rapids), TensorFlow's oneDNN bfloat16 kernels beat
-#   eager torch, but the compiled torch step trained at 2.4x TensorFlow's
-#   rate in mixed_bfloat16 (1,548 against 648 images/s, 2026-12-03).
+#   eager torch, but the compiled torch step trained at 2.5x TensorFlow's
+#   rate in mixed_bfloat16 (1,584 against 639 images/s, 2026-12-03).
 # - bfloat16: the backends whose bfloat16 kernels run in hardware here, which
 #   "auto" trains in mixed_bfloat16. On Zen 4 (AVX512-BF16) the torch backend
 #   trained at 1.59x its float32 rate (680 against 429 images/s) and
 #   TensorFlow at 1.35x (493 against 364), and the same-seed 10-epoch
 #   ResNet20 run reached 82.34% against 82.06% in float32. With AMX the
-#   compiled torch step ran at 2.0x float32 (1,548 against 771). Without
+#   compiled torch step ran at 2.0x float32 (1,548 against 771, one round). Without
 #   bfloat16 instructions it is emulated (0.07-0.08x float32 on Zen 3).
 # - torch_layout: channels_first. channels_last (NHWC memory, which oneDNN's
 #   AVX-512 kernels take) trained at 0.93x of it on Zen 4 eagerly, and on the
 #   compiled step at 0.48x on Zen 3 (240 against 497) and 0.31x with AMX
-#   (476 against 1,548). NCHW is PyTorch's own layout.
+#   (476 against 1,548, one round). NCHW is PyTorch's own layout.
 # - compile_min_steps: from this many steps a run compiles its torch step;
 #   shorter runs (the quick start on slow CPUs, tests) train eagerly. A
 #   ResNet20 run wins the compile time back after its compile seconds over
@@ -150,7 +150,22 @@ def select_backend(backend, num_processes=1):
     if keras is not None and keras.backend.backend() != name:
         raise errors.ArgumentError(f"Keras is already imported with the {keras.backend.backend()} backend, not {name}")
     os.environ["KERAS_BACKEND"] = name
+    # For torch code in this process and its children (the benchmark's peer
+    # too), before torch is imported: importing it sets Inductor's own
+    # default, a /tmp folder.
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", inductor_cache_dir())
     return name
+
+
+def inductor_cache_dir():
+    """Where the compiled torch step's graphs are kept for later processes (resumes, repeated runs).
+
+    ``$XDG_CACHE_HOME/keras-resnet-cifar/torchinductor`` (``~/.cache`` without
+    XDG_CACHE_HOME); ``select_backend`` sets it as ``$TORCHINDUCTOR_CACHE_DIR``
+    unless that is set already.
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "keras-resnet-cifar", "torchinductor")
 
 
 def resolve_data_format(backend):
@@ -199,7 +214,7 @@ def resolve_precision(precision, backend="tensorflow"):
     return "mixed_bfloat16" if backend in cpu_default("bfloat16") else "float32"
 
 
-def resolve_xla(xla, precision, deterministic, replicas, backend="tensorflow", total_steps=None):
+def resolve_xla(xla, precision, deterministic, replicas, backend="tensorflow", total_steps=None, input_kind="tfdata"):
     """Whether the train step is compiled: the caller's choice, else the faster setting.
 
     Measured with tools/benchmark.py on a 2-core AVX2 CPU (docs/performance.md):
@@ -217,7 +232,7 @@ def resolve_xla(xla, precision, deterministic, replicas, backend="tensorflow", t
     if xla is not None:
         return xla
     if backend == "torch":
-        return compile_torch_step(total_steps or 0, deterministic)[0]
+        return compile_torch_step(total_steps or 0, deterministic, input_kind)[0]
     if backend != "tensorflow":
         return backend == "jax"
     if has_gpu():
@@ -227,8 +242,14 @@ def resolve_xla(xla, precision, deterministic, replicas, backend="tensorflow", t
     return precision == "mixed_bfloat16" and backend not in cpu_default("bfloat16")
 
 
-def compile_torch_step(total_steps, deterministic=False):
-    """``(compile, why)``: whether a torch run of ``total_steps`` trains on the compiled step, and why."""
+def compile_torch_step(total_steps, deterministic=False, input_kind="tfdata"):
+    """``(compile, why)``: whether a torch run of ``total_steps`` trains on the compiled step, and why.
+
+    ``input_kind`` is the runner's input: "arrays" augments inside the model,
+    in a layer the compiled step does not run.
+    """
+    if input_kind != "tfdata":
+        return False, "the arrays input augments inside the model, which the compiled step does not run"
     if deterministic:
         return False, "--deterministic trains eagerly: the compiled kernels are not checked to be run-to-run exact"
     if has_gpu():

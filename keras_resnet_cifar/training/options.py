@@ -71,8 +71,8 @@ RUN = (
         "Compile the train step: XLA (Keras jit_compile) under tensorflow and jax; under torch the "
         "torch.compile graph of the forward, loss and backward. Default: under tensorflow on for mixed_bfloat16 "
         "on a CPU without AVX512-BF16 or AMX (emulated bf16 is 6x slower without it), else Keras decides; "
-        "always under jax; under torch on for runs long enough to win back the compile time (not with "
-        "--deterministic).",
+        "always under jax; under torch on for runs long enough to win back the compile time on a CPU "
+        "(not with --deterministic or --input=arrays).",
     ),
     Option("strategy", str, "auto", "auto: MirroredStrategy over all GPUs when there are several.", choices=STRATEGIES),
     Option("seed", int, 0, "Seed for weights, split, shuffling and augmentation.", minimum=0),

@@ -131,7 +131,9 @@ def _run_held(options, make_task, log, cluster):
         else distributed.data_parallel(backend, auto_shard=input_kind == "tfdata")
     )
     inputs.check_batch(options.batch_size, cluster, replicas, distributed.local_devices(backend))
-    xla = machine.resolve_xla(options.xla, precision, options.deterministic, replicas, backend, task.total_steps)
+    xla = machine.resolve_xla(
+        options.xla, precision, options.deterministic, replicas, backend, task.total_steps, input_kind
+    )
     resolved = dict(
         dataclasses.asdict(options),
         **task.settings,
@@ -172,7 +174,7 @@ def _run_held(options, make_task, log, cluster):
     else:
         log(
             f"{task.summary}, {backend} backend ({resolved['data_format']}), precision {precision}, "
-            f"{replicas} replica(s) in {cluster.num_processes} process(es), {_step_text(options, backend, xla, task)}, "
+            f"{replicas} replica(s) in {cluster.num_processes} process(es), {_step_text(options, backend, xla, task, input_kind)}, "
             f"{input_kind} input, "
             f"{task.settings['schedule']} schedule peak lr {task.settings['learning_rate']:g}, "
             f"{task.total_steps:,} steps = {task.epochs} epochs of {task.steps_per_epoch}"
@@ -302,13 +304,13 @@ def training_model(build_model, data_format=None, dtype=None):
     return build_model(data_format=data_format, weight_decay=0, dtype=dtype)
 
 
-def _step_text(options, backend, xla, task):
+def _step_text(options, backend, xla, task, input_kind):
     """How the train step runs, for the run's summary line."""
     if backend != "torch":
         return f"XLA {xla}"
     if options.xla is not None:
         return f"{'compiled' if xla else 'eager'} step (--xla={str(xla).lower()})"
-    why = machine.compile_torch_step(task.total_steps, options.deterministic)[1]
+    why = machine.compile_torch_step(task.total_steps, options.deterministic, input_kind)[1]
     return f"{'compiled' if xla else 'eager'} step ({why})"
 
 
