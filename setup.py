@@ -36,8 +36,8 @@ setup(
         # versions follow TensorFlow's (2.21 needs tensorflow>=2.21,<3).
         "tensorflow-serving-api>=2.21,<3",
         # >= 3.13: TerminateOnNaN(raise_error=True). < 3.16: the suite last
-        # passed on 3.15 (the compiled torch step reads Keras's public
-        # get_config graph, train_step and optimizer.apply); raise the bound
+        # passed on 3.15 (the compiled torch step uses Keras's public layer
+        # input/output tensors, train_step and optimizer.apply); raise the bound
         # once a new release passes it.
         "keras>=3.13,<3.16",
         "tensorflow-datasets>=4.9",

@@ -36,7 +36,9 @@ GRAPH = textwrap.dedent(
     refused = []
     dropout = keras.Sequential([keras.Input((4,)), keras.layers.Dropout(0.5)])
     functional = keras.Model(dropout.inputs, dropout.outputs)
-    for model in (functional, resnet.resnet_cifar(8, weight_decay=0)):
+    shared, image = keras.layers.Dense(4, name="shared"), keras.Input((4,))
+    twice = keras.Model(image, shared(shared(image)))
+    for model in (functional, resnet.resnet_cifar(8, weight_decay=0), twice):
         try:
             if model.name.startswith("resnet"):
                 model.get_layer("conv1_bn").trainable = False
@@ -67,6 +69,7 @@ def test_the_graph_computes_what_keras_computes_in_training():
         assert moved < (1e-5 if dtype == "float32" else 2e-3), (dtype, data_format, variant, moved)
     assert result["refused"][0].startswith("layer dropout is a Dropout")
     assert result["refused"][1] == "layer conv1_bn is frozen"
+    assert result["refused"][2].endswith("output comes from a layer called more than once")
     assert result["fallback"] == [
         "Functional",
         "CoupledDecaySGD",

@@ -3,8 +3,8 @@
 ``torch.compile`` cannot trace a Keras model whole: Keras's variables and
 its per-call bookkeeping break the graph at every layer (17 graphs for a
 ResNet20). The zoo's networks are made of a dozen built-in layer types, so
-``TorchGraph`` reads the model's public config (its layers and their
-inbound nodes) and runs each layer as the few ``torch`` operations it
+``TorchGraph`` follows the model's layers through their public input and
+output tensors and runs each layer as the few ``torch`` operations it
 stands for, on the tensors of the model's own variables. That function
 traces as one graph, and Inductor fuses BatchNorm, ReLU and the additions
 around the convolutions, as it does for a PyTorch network.
@@ -32,28 +32,30 @@ class TorchGraph:
     """
 
     def __init__(self, model):
-        config = model.get_config()
-        if not {"layers", "input_layers", "output_layers"} <= set(config):
-            raise Unsupported(f"{model.name} is not a functional model")
-        self._inputs = [name for name, _, _ in _refs(config["input_layers"])]
-        self._outputs = [name for name, _, _ in _refs(config["output_layers"])]
-        if len(self._inputs) != 1 or len(self._outputs) != 1:
-            raise Unsupported(f"{model.name} does not have one input and one output")
+        if not isinstance(model, keras.Model) or len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise Unsupported(f"{model.name} is not a functional model with one input and one output")
+        # Which layer made each symbolic tensor, from the layers' public input
+        # and output tensors (``model.layers`` of a functional model come in
+        # the order they run). A layer called twice makes tensors that are not
+        # its ``output``: a layer taking one of those is refused below.
+        made = {id(model.inputs[0]): model.inputs[0].name}
+        self._inputs = [model.inputs[0].name]
         graph = []  # (layer, the names of the layers whose outputs it takes)
-        for entry in config["layers"]:
-            layer = model.get_layer(entry["name"])
-            if entry["class_name"] == "InputLayer":
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.InputLayer):
                 continue
-            if len(entry.get("inbound_nodes", ())) != 1:
-                raise Unsupported(f"layer {layer.name} is used {len(entry.get('inbound_nodes', ()))} times")
             if type(layer) not in _RUNNERS:
                 raise Unsupported(f"layer {layer.name} is a {type(layer).__name__}")
-            node = entry["inbound_nodes"][0]
-            if any(value is not None for value in node.get("kwargs", {}).values()):  # mask=None is usual
-                raise Unsupported(f"layer {layer.name} is called with keyword arguments")
             if layer.weights and not layer.trainable:
                 raise Unsupported(f"layer {layer.name} is frozen")
-            graph.append((layer, [name for name, _, _ in _refs(node["args"])]))
+            sources = [made.get(id(tensor)) for tensor in keras.tree.flatten(layer.input)]
+            if None in sources:
+                raise Unsupported(f"layer {layer.name} takes a tensor of a layer called more than once")
+            made[id(layer.output)] = layer.name
+            graph.append((layer, sources))
+        if id(model.outputs[0]) not in made:
+            raise Unsupported(f"{model.name}'s output comes from a layer called more than once")
+        self._outputs = [made[id(model.outputs[0])]]
         self.variables, self._nodes = [], []
         for layer, sources, padding in _fold_padding(graph):
             first = len(self.variables)
@@ -103,19 +105,6 @@ def _fold_padding(graph):
             sources = graph[[node.name for node, _ in graph].index(source.name)][1]
         result.append((layer, sources, padding))
     return [(layer, sources, padding) for layer, sources, padding in result if layer.name not in folded]
-
-
-def _refs(tree):
-    """The ``(layer, node, tensor)`` references of a config's inbound tensors, in order."""
-    if isinstance(tree, dict):
-        if tree.get("class_name") == "__keras_tensor__":
-            return [tuple(tree["config"]["keras_history"])]
-        return [ref for value in tree.values() for ref in _refs(value)]
-    if isinstance(tree, (list, tuple)):
-        if len(tree) == 3 and isinstance(tree[0], str) and all(isinstance(i, int) for i in tree[1:]):
-            return [tuple(tree)]
-        return [ref for item in tree for ref in _refs(item)]
-    return []
 
 
 def _cast_in(layer, x):
