@@ -191,6 +191,7 @@ class EpochStats(keras.callbacks.Callback):
         self.epochs = epochs
         self.log = log
         self.print_line = print_line
+        self._compile_told = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = self._last = time.perf_counter()
@@ -207,7 +208,7 @@ class EpochStats(keras.callbacks.Callback):
         # wall time, not the epoch's training rate.
         compiled = getattr(self.model, "compile_seconds", None)
         excluded = 0.0
-        if compiled is not None and not getattr(self, "_compile_told", False):
+        if compiled is not None and not self._compile_told:
             self._compile_told, excluded = True, compiled
             self.log(f"The training step was traced and compiled in {compiled:.1f} s (not in the epoch's img/s)")
         busy = max(self._last - self._start - excluded, 1e-9)
