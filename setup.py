@@ -69,6 +69,11 @@ setup(
             "matplotlib",
             "setuptools>=70.1",
             "ruff",
+            # The LiteRT and ONNX exports (tests/test_portable.py); as the extras below.
+            "ai-edge-litert>=2.3,<2.4",
+            "tf2onnx>=1.17,<1.18",
+            "onnx>=1.23,<2",
+            "onnxruntime>=1.32,<2",
         ],
         # Diagrams and the plain-vs-residual study (tools/make_docs.py, krc-compare).
         "study": ["matplotlib"],
@@ -84,5 +89,13 @@ setup(
         # decodes image folders where TensorFlow is not installed.
         "jax": ["jax", "pillow"],
         "gpu": ["tensorflow[and-cuda]>=2.21"],
+        # krc-export --format=litert, and LiteRT files in krc-evaluate, krc-predict and
+        # krc-benchmark; tested with ai-edge-litert 2.3.0 (its interpreter's operator listing
+        # is read for the model card, serving/portable.py).
+        "litert": ["ai-edge-litert>=2.3,<2.4"],
+        # krc-export --format=onnx through tf2onnx (which pins its TensorFlow range per release),
+        # and ONNX files in the other commands through onnxruntime; tested with tf2onnx 1.17.0,
+        # onnx 1.23.2, onnxruntime 1.32.0.
+        "onnx": ["tf2onnx>=1.17,<1.18", "onnx>=1.23,<2", "onnxruntime>=1.32,<2"],
     },
 )

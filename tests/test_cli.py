@@ -85,6 +85,10 @@ def test_the_shim_runs_the_same_command():
         "E0000 00:00:1732.1  1 cuda_dnn.cc:8310] Unable to register cuDNN factory: Attempting to register "
         "factory for plugin cuDNN when one has already been registered",
         "E0000 00:00:1732.2  1 computation_placer.cc:177] computation placer already registered.",
+        # The LiteRT converter and interpreter.
+        "W0000 00:00:1796295362.901085   23845 tf_tfl_flatbuffer_helpers.cc:364] Ignored output_format.",
+        "fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: INT8",
+        "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
     ],
 )
 def test_each_kind_of_start_up_line_is_noise(line):

@@ -67,7 +67,7 @@ def test_layout_assets_and_versions(exported):
     # The next export takes the next version; an existing one is refused.
     again = export.export_saved_model(out["A"][0], str(base), warmup=False)
     assert again.endswith(os.path.join("resnet8", "2"))
-    with pytest.raises(export.ExportError, match="exists: TF Serving versions are never overwritten"):
+    with pytest.raises(export.ExportError, match="exists: exported versions are never overwritten"):
         export.export_saved_model(out["A"][0], str(base), version=1)
 
 

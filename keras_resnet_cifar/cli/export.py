@@ -1,11 +1,15 @@
-"""Exports a .keras model (or a training run) as a TF Serving SavedModel.
+"""Exports a .keras model (or a training run) as a TF Serving SavedModel, a LiteRT or an ONNX file.
 
 Examples:
     python tools/export.py --model_dir=runs/resnet20 --export_base=/srv/models
     python tools/export.py --model=model.keras --export_base=/srv/models --model_name=cifar --version=3
+    python tools/export.py --model=resnet20:cifar10 --export_base=deploy --format=litert --quantize=int8 \
+        --data_dir=../shared/cifar10-jpeg
+    python tools/export.py --model=resnet20:cifar10 --export_base=deploy --format=onnx
 
 Writes <export_base>/<model_name>/<version>/ (next free version by default);
-never overwrites an existing version.
+never overwrites an existing version. LiteRT and ONNX versions hold
+model.tflite or model.onnx, labels.txt and model_card.json.
 """
 
 import os
@@ -13,6 +17,7 @@ import os
 from absl import flags
 
 from keras_resnet_cifar.cli import app
+from keras_resnet_cifar.serving.runtimes import FILES, QUANTIZE
 
 flags.DEFINE_string(
     "model",
@@ -23,10 +28,33 @@ flags.DEFINE_string(
 flags.DEFINE_string(
     "model_dir", None, "Alternatively a training run directory (model.keras, labels.txt, metrics.json)."
 )
-flags.DEFINE_string("export_base", None, "The base directory TF Serving watches.")
-flags.DEFINE_string("model_name", None, "Served model name (sub-directory). Default: the Keras model's name.")
+flags.DEFINE_string("export_base", None, "The base directory (for a SavedModel, the one TF Serving watches).")
+flags.DEFINE_string(
+    "model_name",
+    None,
+    "The model's sub-directory (TF Serving's model name). Default: the Keras model's name (resnet20), with "
+    "the format and quantization for the other formats (resnet20_litert_int8, resnet20_onnx).",
+)
 flags.DEFINE_integer("version", None, "Integer version. Default: the next free one.", lower_bound=1)
-flags.DEFINE_bool("warmup", True, "Write assets.extra/tf_serving_warmup_requests.")
+flags.DEFINE_bool("warmup", True, "SavedModel: write assets.extra/tf_serving_warmup_requests.")
+flags.DEFINE_enum(
+    "format",
+    "saved_model",
+    ["saved_model", *FILES],
+    "saved_model: TF Serving; litert: model.tflite (needs the litert extra); onnx: model.onnx (the onnx extra).",
+)
+flags.DEFINE_enum(
+    "quantize",
+    "none",
+    list(QUANTIZE),
+    "LiteRT only: none (float32), float16 (weights), int8 (weights and activations, uint8 pixels in; "
+    "calibrated on --calibration_images training images of --data_dir).",
+)
+flags.DEFINE_string(
+    "data_dir", None, "For --quantize=int8: the training images to calibrate on (any layout train.py reads)."
+)
+flags.DEFINE_integer("calibration_images", 500, "For --quantize=int8: how many training images.", lower_bound=1)
+flags.DEFINE_integer("seed", 0, "For --quantize=int8: the seed that draws the calibration images.", lower_bound=0)
 FLAGS = flags.FLAGS
 
 
@@ -36,6 +64,23 @@ def main(argv):
         raise app.UsageError("give exactly one of --model or --model_dir")
     if not FLAGS.export_base:
         raise app.UsageError("--export_base is required")
+    if FLAGS.format == "saved_model" and FLAGS.quantize != "none":
+        raise app.UsageError("--quantize is for --format=litert; a SavedModel is exported in float32")
+    if FLAGS.format == "onnx" and FLAGS.quantize != "none":
+        raise app.UsageError("--quantize is for --format=litert; ONNX is exported in float32")
+    calibration_flags = [f"--{n}" for n in ("data_dir", "calibration_images", "seed") if FLAGS[n].present]
+    if FLAGS.quantize != "int8" and calibration_flags:
+        raise app.UsageError(f"{', '.join(calibration_flags)}: only --quantize=int8 calibrates on training images")
+    if FLAGS.format != "saved_model" and FLAGS["warmup"].present:
+        raise app.UsageError("--warmup is for --format=saved_model (TF Serving's warm-up requests)")
+    if FLAGS.quantize == "int8" and not FLAGS.data_dir:
+        raise app.UsageError(
+            "--quantize=int8 calibrates on training images: give --data_dir (for example ../shared/cifar10-jpeg)"
+        )
+    if FLAGS.format != "saved_model":
+        from keras_resnet_cifar.serving import runtimes
+
+        runtimes.require(FLAGS.format)  # before anything loads: a missing extra is quick
     path = FLAGS.model or os.path.join(FLAGS.model_dir, "model.keras")
     from keras_resnet_cifar.serving import loading
 
@@ -49,18 +94,58 @@ def main(argv):
     metrics, config = loaded.run_record("metrics.json"), loaded.run_record("config.json")
     if metrics and config:
         card = run_log.export_card(config.get("dataset"), metrics)
-    out = export.export_saved_model(
-        loaded.model,
-        FLAGS.export_base,
-        FLAGS.model_name,
-        FLAGS.version,
-        class_names=loaded.class_names,
-        card=card,
-        warmup=FLAGS.warmup,
-        log=print,
-    )
+    if FLAGS.format == "saved_model":
+        out = export.export_saved_model(
+            loaded.model,
+            FLAGS.export_base,
+            FLAGS.model_name,
+            FLAGS.version,
+            class_names=loaded.class_names,
+            card=card,
+            warmup=FLAGS.warmup,
+            log=print,
+        )
+    else:
+        from keras_resnet_cifar.serving import portable
+
+        saved = loaded.run_record("config.json")
+        # The validation split the run held out, for krc-evaluate --split=val on the export.
+        card = dict(card, validation_split=saved.get("validation_split", 0.1), validation_seed=saved.get("seed", 0))
+        calibration = _calibration_images(saved, card) if FLAGS.quantize == "int8" else None
+        out = portable.export_file(
+            loaded.model,
+            FLAGS.format,
+            FLAGS.export_base,
+            FLAGS.model_name,
+            FLAGS.version,
+            quantize=FLAGS.quantize,
+            calibration=calibration,
+            class_names=loaded.class_names,
+            card=card,
+            log=print,
+        )
     print(f"exported {path} to {out}")
     return 0
+
+
+def _calibration_images(saved, card):
+    """``--calibration_images`` images drawn by ``--seed`` from the training split (the validation split left out).
+
+    Args:
+        saved: the run's config.json ({} for a pretrained name).
+        card: the model card, which gains the calibration's description.
+    """
+    import numpy as np
+
+    from keras_resnet_cifar.data import sources
+    from keras_resnet_cifar.serving import evaluate
+
+    data = sources.load_dataset(saved.get("dataset", "cifar10"), FLAGS.data_dir)
+    images, _ = evaluate.split_images(data, "train", card["validation_split"], card["validation_seed"])
+    count = min(FLAGS.calibration_images, len(images))
+    chosen = np.sort(np.random.default_rng(FLAGS.seed).choice(len(images), count, replace=False))
+    card["calibration"] = {"images": count, "seed": FLAGS.seed, "data": data.source, "split": "train"}
+    return images[chosen]
 
 
 def run():

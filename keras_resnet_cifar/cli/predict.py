@@ -1,9 +1,10 @@
-"""Classifies PNG/JPEG images or a .npy batch with a .keras model or a SavedModel.
+"""Classifies PNG/JPEG images or a .npy batch with a .keras model or an export (SavedModel, LiteRT, ONNX).
 
 Examples:
     python tools/predict.py --model=runs/resnet20/model.keras cat.png ship.jpg
     python tools/predict.py --model=resnet56:cifar10 ../shared/cifar10-jpeg/train/cat/0001.jpg
     python tools/predict.py --model=runs/resnet20/export/resnet20/1 --npy=batch.npy --top_k=3 --json
+    python tools/predict.py --model=deploy/resnet20_litert_int8/1/model.tflite cat.png
 """
 
 import json
@@ -15,8 +16,8 @@ from keras_resnet_cifar.cli import app
 flags.DEFINE_string(
     "model",
     None,
-    "A .keras file, a SavedModel version directory, or a pretrained model "
-    "by name: resnet20:cifar10, resnet32:cifar10, resnet44:cifar10, resnet56:cifar10.",
+    "A .keras file, a SavedModel, LiteRT or ONNX version directory (or its .tflite or .onnx file), or a "
+    "pretrained model by name: resnet20:cifar10, resnet32:cifar10, resnet44:cifar10, resnet56:cifar10.",
 )
 flags.DEFINE_string("npy", None, "A .npy batch [N, 32, 32, 3] of 0..255 pixels instead of image files.")
 flags.DEFINE_integer("top_k", 5, "How many classes to show per image.", lower_bound=1)

@@ -1,4 +1,4 @@
-"""Keeps TensorFlow's native start-up lines off the commands' stderr.
+"""Keeps TensorFlow's native start-up lines (and LiteRT's) off the commands' stderr.
 
 TensorFlow's C++ side writes these before absl logging is set up, so
 ``TF_CPP_MIN_LOG_LEVEL`` does not hold all of them back, and which ones appear
@@ -27,6 +27,11 @@ NOISE = (
     r"oneDNN custom operations are on|util/port\.cc",
     # "E .../computation_placer.cc] computation placer already registered."
     r"computation_placer\.cc",
+    # The LiteRT converter and interpreter, on every model they convert or load:
+    # "W .../tf_tfl_flatbuffer_helpers.cc:364] Ignored output_format.",
+    # "fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: INT8",
+    # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+    r"tf_tfl_flatbuffer_helpers\.cc|^fully_quantize: \d|^INFO: Created TensorFlow Lite XNNPACK delegate",
 )
 _NOISE = re.compile("|".join(f"(?:{p})" for p in NOISE))
 

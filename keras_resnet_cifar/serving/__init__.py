@@ -1,1 +1,1 @@
-"""Serving: model loading, SavedModel export for TF Serving, prediction, evaluation."""
+"""Serving: model loading, SavedModel export for TF Serving, LiteRT and ONNX exports and their runtimes, prediction, evaluation."""

@@ -1,9 +1,10 @@
-"""Accuracy, per-class accuracy and the confusion matrix of a trained model."""
+"""Accuracy, per-class accuracy and the confusion matrix of a trained model or its LiteRT or ONNX export."""
 
 import numpy as np
 
 from keras_resnet_cifar import errors
 from keras_resnet_cifar.data import arrays, sources
+from keras_resnet_cifar.serving import runtimes
 
 
 def split_images(data, split, validation_split=0.1, seed=0):
@@ -59,6 +60,13 @@ def match_classes(model_names, num_outputs, data_names, by_index=False):
 def evaluate(model, images, labels, class_names, batch_size=256):
     """Classifies ``images`` (uint8 or 0..255 floats) and scores the result.
 
+    Args:
+        model: a ``keras.Model``, or a LiteRT or ONNX export
+            (``runtimes.Runtime``), scored by the same code.
+        images, labels: the data.
+        class_names: the data's class names, in label order.
+        batch_size: images per call.
+
     Returns:
         A dict: accuracy, error, num_images, per_class_accuracy (name to
         accuracy), confusion_matrix (rows true class, columns predicted),
@@ -68,8 +76,12 @@ def evaluate(model, images, labels, class_names, batch_size=256):
         EvaluationError: the model's output and ``class_names`` disagree in number.
     """
     num_classes = len(class_names)
-    match_classes(None, model.output_shape[-1], class_names)
-    logits = model.predict(images.astype("float32"), batch_size=batch_size, verbose=0)
+    if isinstance(model, runtimes.Runtime):
+        match_classes(None, model.num_classes, class_names)
+        logits = model.logits(images, batch_size)
+    else:
+        match_classes(None, model.output_shape[-1], class_names)
+        logits = model.predict(images.astype("float32"), batch_size=batch_size, verbose=0)
     predicted = np.argmax(logits, axis=-1)
     confusion = np.zeros((num_classes, num_classes), np.int64)
     np.add.at(confusion, (labels, predicted), 1)

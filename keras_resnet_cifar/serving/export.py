@@ -24,22 +24,19 @@ The graph always computes in float32, even for a mixed-precision model.
 
 import json
 import os
-import shutil
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_resnet_cifar import errors, files
+from keras_resnet_cifar import files
 from keras_resnet_cifar.models import stats
+from keras_resnet_cifar.serving import versions
+from keras_resnet_cifar.serving.versions import ExportError
 
 SIGNATURE_BYTES = "serving_bytes"
 IMAGE_SIZE = 32
 _WARMUP_BATCH_SIZES = (1, 8)
-
-
-class ExportError(errors.Error):
-    """An export that cannot be written; the message says why."""
 
 
 def float32_copy(model):
@@ -139,11 +136,6 @@ def describe(model):
     }
 
 
-def _next_version(model_base):
-    versions = [int(d) for d in os.listdir(model_base) if d.isdigit()] if os.path.isdir(model_base) else []
-    return max(versions, default=0) + 1
-
-
 def export_saved_model(
     model,
     export_base,
@@ -181,39 +173,28 @@ def export_saved_model(
         ExportError: an existing version, a bad version or model, or a failed
             write (nothing is left behind then).
     """
-    _check_exportable(model)
+    check_exportable(model)
     model = float32_copy(model)
     if tuple(model.input_shape[1:]) not in ((image_size, image_size, 3), (None, None, 3)):
         raise ExportError(
             f"the model takes {model.input_shape[1:]}, the signatures need {image_size}x{image_size}x3 images"
         )
     num_classes = int(model.output_shape[-1])
-    class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
-    if len(class_names) != num_classes:
-        raise ExportError(f"{len(class_names)} class names for a model of {num_classes} classes")
+    class_names = label_names(model, class_names)
     model_name = model_name or model.name
-    model_base = os.path.join(export_base, model_name)
-    if version is None:
-        version = _next_version(model_base)
-    if not isinstance(version, int) or version < 1:
-        raise ExportError(f"version must be an integer >= 1, got {version!r}")
-    final = os.path.join(model_base, str(version))
-    if os.path.exists(final):
-        raise ExportError(f"{final} exists: TF Serving versions are never overwritten; pick another --version")
 
-    tmp = files.temporary_path(final)
-    removed = files.remove_stale_temporaries(model_base)
-    if removed and log:
-        log(f"Removed {len(removed)} unfinished export(s) of processes that were stopped: {', '.join(removed)}")
-    created_base = not os.path.exists(model_base)
-    try:
-        os.makedirs(model_base, exist_ok=True)
-        _write_archive(served_form(model), tmp, image_size, preprocess_bytes)
+    def write(tmp):
+        extra = os.path.join(tmp, "assets.extra")
+        try:
+            _write_archive(served_form(model), tmp, image_size, preprocess_bytes)
+            os.makedirs(extra, exist_ok=True)
+            if warmup:
+                _write_warmup(os.path.join(extra, "tf_serving_warmup_requests"), model_name, image_size)
+        except tf.errors.OpError as e:  # TensorFlow's own writers: SaveV2, TFRecordWriter (a full disk, for one)
+            raise OSError(files.failure_reason(e)) from None
         os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
         with open(os.path.join(tmp, "assets", "labels.txt"), "w") as f:
             f.write("\n".join(class_names) + "\n")
-        extra = os.path.join(tmp, "assets.extra")
-        os.makedirs(extra, exist_ok=True)
         model_card = dict(
             describe(model),
             **(card or {}),
@@ -223,29 +204,24 @@ def export_saved_model(
         )
         with open(os.path.join(extra, "model_card.json"), "w") as f:
             json.dump(model_card, f, indent=2)
-        if warmup:
-            _write_warmup(os.path.join(extra, "tf_serving_warmup_requests"), model_name, image_size)
-        os.rename(tmp, final)
-    except OSError as e:
-        _clean_up(tmp, model_base, created_base)
-        raise ExportError(f"cannot write {final}: {e.strerror or e}") from None
-    except tf.errors.OpError as e:  # TensorFlow's own writers: SaveV2, TFRecordWriter (a full disk, for one)
-        _clean_up(tmp, model_base, created_base)
-        raise ExportError(f"cannot write {final}: {files.failure_reason(e)}") from None
-    except Exception:
-        _clean_up(tmp, model_base, created_base)
-        raise
-    return final
+
+    return versions.write_version(export_base, model_name, version, write, log)
 
 
-def _clean_up(tmp, model_base, created_base):
-    """Removes a failed export's temporary, and the model's folder if this export made it."""
-    shutil.rmtree(tmp, ignore_errors=True)
-    if created_base and os.path.isdir(model_base) and not os.listdir(model_base):
-        os.rmdir(model_base)
+def label_names(model, class_names=None):
+    """``class_names`` as a list, or "0", "1", ... when None; one per output of ``model``.
+
+    Raises:
+        ExportError: the count differs from the model's outputs.
+    """
+    num_classes = int(model.output_shape[-1])
+    names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+    if len(names) != num_classes:
+        raise ExportError(f"{len(names)} class names for a model of {num_classes} classes")
+    return names
 
 
-def _check_exportable(model):
+def check_exportable(model):
     """Refuses, before anything is written, a model the export cannot read.
 
     The export clones the functional graph (to fold BatchNorm into the

@@ -1,4 +1,4 @@
-"""Classifying image files or arrays with a .keras model or an exported SavedModel."""
+"""Classifying image files or arrays with a .keras model or an export (SavedModel, LiteRT, ONNX)."""
 
 import os
 
@@ -7,9 +7,8 @@ import tensorflow as tf
 
 from keras_resnet_cifar import files
 from keras_resnet_cifar.data.arrays import DataError
-from keras_resnet_cifar.serving import loading
-
-IMAGE_SHAPE = (32, 32, 3)
+from keras_resnet_cifar.serving import loading, runtimes
+from keras_resnet_cifar.serving.runtimes import IMAGE_SHAPE
 
 
 def read_images(paths, resize=False):
@@ -69,10 +68,14 @@ def read_npy(path):
 
 
 class Classifier:
-    """Probabilities from a SavedModel directory or a ``loading`` spec (.keras file, ``resnet20:cifar10``)."""
+    """Probabilities from an export (SavedModel, LiteRT, ONNX) or a ``loading`` spec (.keras file, ``resnet20:cifar10``)."""
 
     def __init__(self, path):
-        if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
+        if runtimes.find(path):
+            runtime = runtimes.open_export(path)
+            self._fn = lambda x: _softmax(runtime.logits(x))
+            self.class_names = runtime.class_names
+        elif os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
             loaded = tf.saved_model.load(path)
             self._fn = lambda x: loaded.signatures["serving_default"](image=tf.constant(x, tf.uint8))[
                 "probabilities"
@@ -106,3 +109,8 @@ class Classifier:
             best = np.argsort(-row)[:k]
             results.append([(int(i), names[i], float(row[i])) for i in best])
         return results
+
+
+def _softmax(logits):
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)

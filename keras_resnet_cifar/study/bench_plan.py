@@ -154,12 +154,12 @@ def _time_imagenet(arch, xla_settings, result, log):
 
 def _time_inference(plan, result, log):
     log(
-        f"\n{'inference (SavedModel: in a process of its own)':<48} {'batch img/s':>12} {'peak':>5} "
+        f"\n{'inference (each export in a process of its own)':<48} {'batch img/s':>12} {'peak':>5} "
         f"{'b1 p50 ms':>10} {'b1 p99 ms':>10}"
     )
     settings = {(f"{t} intra-op thread(s)" if t else ""): {"intra_op": t} for t in plan.serving_threads}
     for depth in plan.depths:
-        figures = benchmark.inference(depth, plan.shortcuts[0], serving_settings=settings)
+        figures = benchmark.inference(depth, plan.shortcuts[0], serving_settings=settings, log=log)
         result["inference"][f"resnet{depth}{plan.shortcuts[0]}"] = figures
         mflop = figures.pop("forward_mflop")
         for kind, f in figures.items():

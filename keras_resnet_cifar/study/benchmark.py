@@ -143,25 +143,29 @@ def pipeline_images_per_sec(images=None, batch_size=128, batches=200):
     return batches * batch_size / (time.perf_counter() - start)
 
 
-def inference(depth=20, shortcut="A", batch_size=128, serving_settings=None):
-    """Keras model and exported SavedModel: batch throughput and batch-1 latency.
+def inference(depth=20, shortcut="A", batch_size=128, serving_settings=None, log=None):
+    """Keras model and its exports: batch throughput and batch-1 latency.
 
     The Keras figures call a compiled ``model(x, training=False)`` in this
     process; the SavedModel ones the ``serving_default`` signature TF
-    Serving runs (uint8 in, probabilities, class ids and logits out), in a
-    process of its own (``serving_speed``).
+    Serving runs (uint8 in, probabilities, class ids and logits out), and
+    the LiteRT (float32 and int8) and ONNX ones their runtimes, each in a
+    process of its own (``serving_speed``). A format whose extra is not
+    installed is left out, and ``log`` says so.
 
     Args:
         depth, shortcut: the CIFAR ResNet.
         batch_size: the throughput batch.
         serving_settings: ``{name: {"intra_op": .., "inter_op": .., "env": {..}}}``,
-            the serving-process settings to time; default TensorFlow's own.
+            the serving-process settings to time the SavedModel with; default TensorFlow's own.
+        log: where a left-out format is said; None: silently.
 
     Returns:
-        ``{"keras": figures, "saved_model": figures, "saved_model <name>": ...}``,
-        and ``forward_mflop`` (one image's forward arithmetic).
+        ``{"keras": figures, "saved_model": figures, "saved_model <name>": ...,
+        "litert": ..., "litert int8": ..., "onnx": ...}``, and
+        ``forward_mflop`` (one image's forward arithmetic).
     """
-    from keras_resnet_cifar.serving import export
+    from keras_resnet_cifar.serving import export, portable, runtimes
 
     model = resnet.resnet_cifar(depth=depth, shortcut=shortcut)
     keras_fn = tf.function(lambda x: model(x, training=False), jit_compile=False)
@@ -173,7 +177,22 @@ def inference(depth=20, shortcut="A", batch_size=128, serving_settings=None):
         for name, setting in (serving_settings or {"": {}}).items():
             key = f"saved_model {name}".strip()
             results[key] = serving_speed.measure(path, batch_size=batch_size, **setting)
+        for fmt, quantize in FILE_FORMATS:
+            try:
+                runtimes.require(fmt)
+            except runtimes.MissingExtraError as e:
+                if log:
+                    log(f"{fmt}{' ' + quantize if quantize != 'none' else ''} not timed: {e}")
+                continue
+            # Calibrated on random pixels: the int8 model's speed does not depend on its ranges.
+            path = portable.export_file(model, fmt, base, version=1, quantize=quantize, calibration=batch)
+            key = fmt + (f" {quantize}" if quantize != "none" else "")
+            results[key] = serving_speed.measure(path, fmt, batch_size=batch_size)
     return results
+
+
+# The LiteRT and ONNX exports the benchmark times beside the SavedModel.
+FILE_FORMATS = (("litert", "none"), ("litert", "int8"), ("onnx", "none"))
 
 
 def matmul_gflops(size=4096, repeats=10):

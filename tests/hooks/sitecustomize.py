@@ -25,6 +25,8 @@ package: a user's process never runs it.
                         cheap; their arithmetic is what the tests check).
     KRC_TEST_HEARTBEAT  seconds: the JAX coordination service's heartbeat
                         timeout (``distributed.HEARTBEAT_SECONDS``).
+    KRC_TEST_HIDE_MODULES  comma-separated module names that the process
+                        sees as not installed (an extra left out).
     WATCH_DIR, WATCH_LOG  log every write under WATCH_DIR to WATCH_LOG.
 """
 
@@ -40,6 +42,7 @@ COPY = os.environ.get("KRC_TEST_COPY_AT")
 RECORD = os.environ.get("KRC_TEST_RECORD")
 HEARTBEAT = os.environ.get("KRC_TEST_HEARTBEAT")
 QUICK_YARDSTICKS = os.environ.get("KRC_TEST_QUICK_YARDSTICKS")
+HIDE_MODULES = os.environ.get("KRC_TEST_HIDE_MODULES")
 WATCH_DIR = os.environ.get("WATCH_DIR")
 WATCH_LOG = os.environ.get("WATCH_LOG")
 
@@ -152,6 +155,9 @@ def _patch_benchmark(module):
 
 
 _PATCHES = {}
+if HIDE_MODULES:
+    for _name in HIDE_MODULES.split(","):
+        sys.modules[_name] = None  # import raises ImportError; importlib.util.find_spec answers None
 if QUICK_YARDSTICKS:
     _PATCHES["keras_resnet_cifar.study.benchmark"] = _patch_benchmark
 if HEARTBEAT:
