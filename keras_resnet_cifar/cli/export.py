@@ -90,28 +90,20 @@ def main(argv):
     from keras_resnet_cifar.training import run_log
 
     loaded = loading.load(path)
-    card = loaded.card
+    card = dict(loaded.card)
     metrics, config = loaded.run_record("metrics.json"), loaded.run_record("config.json")
     if metrics and config:
         card = run_log.export_card(config.get("dataset"), metrics)
+    named = {"class_names": loaded.class_names, "card": card, "log": print}
     if FLAGS.format == "saved_model":
         out = export.export_saved_model(
-            loaded.model,
-            FLAGS.export_base,
-            FLAGS.model_name,
-            FLAGS.version,
-            class_names=loaded.class_names,
-            card=card,
-            warmup=FLAGS.warmup,
-            log=print,
+            loaded.model, FLAGS.export_base, FLAGS.model_name, FLAGS.version, warmup=FLAGS.warmup, **named
         )
     else:
         from keras_resnet_cifar.serving import portable
 
-        saved = loaded.run_record("config.json")
         # The validation split the run held out, for krc-evaluate --split=val on the export.
-        card = dict(card, validation_split=saved.get("validation_split", 0.1), validation_seed=saved.get("seed", 0))
-        calibration = _calibration_images(saved, card) if FLAGS.quantize == "int8" else None
+        card.update(validation_split=config.get("validation_split", 0.1), validation_seed=config.get("seed", 0))
         out = portable.export_file(
             loaded.model,
             FLAGS.format,
@@ -119,10 +111,8 @@ def main(argv):
             FLAGS.model_name,
             FLAGS.version,
             quantize=FLAGS.quantize,
-            calibration=calibration,
-            class_names=loaded.class_names,
-            card=card,
-            log=print,
+            calibration=_calibration_images(config, card) if FLAGS.quantize == "int8" else None,
+            **named,
         )
     print(f"exported {path} to {out}")
     return 0
