@@ -298,3 +298,15 @@ def test_a_damaged_or_missing_file_is_one_line(tmp_path, suffix):
         runtimes.open_export(str(damaged))
     with pytest.raises(runtimes.ExportFileError, match="does not exist"):
         runtimes.open_export(str(tmp_path / f"absent{suffix}"))
+
+
+def test_the_export_runs_under_tensorflow_whatever_keras_backend_says(zoo_file, tmp_path):
+    out = run_tool(
+        "export.py",
+        f"--model={zoo_file}",
+        f"--export_base={tmp_path}",
+        "--format=onnx",
+        env=dict(os.environ, KERAS_BACKEND="torch"),
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert os.path.isfile(tmp_path / "resnet8_onnx" / "1" / "model.onnx")

@@ -83,9 +83,12 @@ def main(argv):
         runtimes.require(FLAGS.format)  # before anything loads: a missing extra is quick
     path = FLAGS.model or os.path.join(FLAGS.model_dir, "model.keras")
     from keras_resnet_cifar.serving import loading
+    from keras_resnet_cifar.training import machine
 
     if loading.parse_spec(path) is None and not os.path.isfile(path):  # before TensorFlow loads
         raise app.UsageError(f"{path} does not exist")
+    # Every format is traced from TensorFlow functions, whatever KERAS_BACKEND says.
+    machine.select_backend("tensorflow")
     from keras_resnet_cifar.serving import export
     from keras_resnet_cifar.training import run_log
 
