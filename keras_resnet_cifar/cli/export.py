@@ -64,10 +64,9 @@ def main(argv):
         raise app.UsageError("give exactly one of --model or --model_dir")
     if not FLAGS.export_base:
         raise app.UsageError("--export_base is required")
-    if FLAGS.format == "saved_model" and FLAGS.quantize != "none":
-        raise app.UsageError("--quantize is for --format=litert; a SavedModel is exported in float32")
-    if FLAGS.format == "onnx" and FLAGS.quantize != "none":
-        raise app.UsageError("--quantize is for --format=litert; ONNX is exported in float32")
+    if FLAGS.format != "litert" and FLAGS.quantize != "none":
+        exported = "a SavedModel" if FLAGS.format == "saved_model" else "ONNX"
+        raise app.UsageError(f"--quantize is for --format=litert; {exported} is exported in float32")
     calibration_flags = [f"--{n}" for n in ("data_dir", "calibration_images", "seed") if FLAGS[n].present]
     if FLAGS.quantize != "int8" and calibration_flags:
         raise app.UsageError(f"{', '.join(calibration_flags)}: only --quantize=int8 calibrates on training images")

@@ -10,6 +10,7 @@ import dataclasses
 
 from keras_resnet_cifar.study import benchmark
 from keras_resnet_cifar.study import cases as study_cases
+from keras_resnet_cifar.training import machine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +39,6 @@ class Plan:
 
 def default_setting(backend):
     """``(backend, precision, xla, data)`` that ``krc-train`` trains with here (the row marked default)."""
-    from keras_resnet_cifar.training import machine
-
     precision = machine.resolve_precision("auto", backend)
     # A default run (the paper's 64,000 steps) is long enough for torch to compile its step.
     xla = machine.resolve_xla(None, precision, False, 1, backend, total_steps=machine.cpu_default("compile_min_steps"))
@@ -214,7 +213,7 @@ def ratios_to_peer(depth, shortcut, result, log):
             log(
                 f"train  ResNet{depth}{row['shortcut']} {row['backend']}"
                 f"{'' if row['layout'] == 'auto' else ' ' + row['layout']} {row['precision']} {row['data']} "
-                f"batch {row['batch_size']} {study_cases.step_label(row['backend'], row['xla'])}: {ratio:.2f}x"
+                f"batch {row['batch_size']} {machine.step_label(row['backend'], row['xla'])}: {ratio:.2f}x"
                 + ("  (tools/train.py default)" if row.get("default") else "")
             )
     figures = [f for k, f in peer["inference"].items() if k.startswith(f"resnet{depth}A ")]

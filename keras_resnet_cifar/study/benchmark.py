@@ -178,15 +178,15 @@ def inference(depth=20, shortcut="A", batch_size=128, serving_settings=None, log
             key = f"saved_model {name}".strip()
             results[key] = serving_speed.measure(path, batch_size=batch_size, **setting)
         for fmt, quantize in FILE_FORMATS:
+            key = fmt + (f" {quantize}" if quantize != "none" else "")
             try:
                 runtimes.require(fmt)
             except runtimes.MissingExtraError as e:
                 if log:
-                    log(f"{fmt}{' ' + quantize if quantize != 'none' else ''} not timed: {e}")
+                    log(f"{key} not timed: {e}")
                 continue
             # Calibrated on random pixels: the int8 model's speed does not depend on its ranges.
             path = portable.export_file(model, fmt, base, version=1, quantize=quantize, calibration=batch)
-            key = fmt + (f" {quantize}" if quantize != "none" else "")
             results[key] = serving_speed.measure(path, fmt, batch_size=batch_size)
     return results
 

@@ -7,6 +7,8 @@ import dataclasses
 import itertools
 import statistics
 
+from keras_resnet_cifar.training import machine  # pure Python too
+
 
 @dataclasses.dataclass
 class TrainCase:
@@ -25,15 +27,8 @@ class TrainCase:
         layout = "" if self.layout == "auto" else f" {self.layout}"
         return (
             f"ResNet{self.depth}{self.shortcut} {self.backend}{layout} {self.precision} batch {self.batch_size} "
-            f"{step_label(self.backend, self.xla)} {self.data}"
+            f"{machine.step_label(self.backend, self.xla)} {self.data}"
         )
-
-
-def step_label(backend, xla):
-    """How a case's training step runs: XLA or not, and under torch the compiled step or Keras's eager one."""
-    if backend == "torch":
-        return "compiled step" if xla else "eager step"
-    return "XLA" if xla else "no XLA"
 
 
 def train_cases(depths, shortcuts, batch_sizes, data, backends, precisions, xla, layouts=("auto",)):

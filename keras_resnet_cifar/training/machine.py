@@ -260,6 +260,13 @@ def compile_torch_step(total_steps, deterministic=False, input_kind="tfdata"):
     return True, f"{total_steps:,} steps, at least the {least:,} that win back its compile time on this CPU"
 
 
+def step_label(backend, xla):
+    """How a training step runs: XLA or not, and under torch the compiled step or Keras's eager one."""
+    if backend == "torch":
+        return "compiled step" if xla else "eager step"
+    return "XLA" if xla else "no XLA"
+
+
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 

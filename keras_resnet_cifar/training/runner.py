@@ -309,9 +309,9 @@ def _step_text(options, backend, xla, task, input_kind):
     if backend != "torch":
         return f"XLA {xla}"
     if options.xla is not None:
-        return f"{'compiled' if xla else 'eager'} step (--xla={str(xla).lower()})"
+        return f"{machine.step_label(backend, xla)} (--xla={str(xla).lower()})"
     why = machine.compile_torch_step(task.total_steps, options.deterministic, input_kind)[1]
-    return f"{'compiled' if xla else 'eager'} step ({why})"
+    return f"{machine.step_label(backend, xla)} ({why})"
 
 
 def _finish(final, task, options, input_kind, log):
