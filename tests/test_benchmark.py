@@ -40,7 +40,7 @@ def test_tool_writes_every_figure_with_the_peer_and_the_default_marked(tmp_path)
     assert report["pipeline_images_per_sec"] > 0
     # Each rate is also a share of the float32 peak measured in the same run.
     assert report["peak_gflops"] > 0 and "GFLOP/s" in result.stdout
-    # Under torch its compiled step (a full run's default) and, with --xla=off, Keras's eager step beside it.
+    # Under torch its compiled step (a full run's default) and, with --xla=off, the eager step beside it.
     assert [(r["data"], r["backend"], r["precision"], r["xla"]) for r in report["train"]] == [
         (data, b, p, jit)
         for data in ("pipeline", "synthetic")

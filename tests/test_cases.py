@@ -3,7 +3,7 @@
 from keras_resnet_cifar.study import cases
 
 
-def test_compiling_varies_under_tensorflow_and_torch_always_times_its_compiled_step():
+def test_compiling_varies_under_tensorflow_and_torch_always_times_its_graph_step():
     grid = cases.train_cases(
         [20], ["A"], [128], ["pipeline"], ["tensorflow", "torch", "jax"], ["float32"], [False, True]
     )

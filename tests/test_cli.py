@@ -89,6 +89,8 @@ def test_the_shim_runs_the_same_command():
         "W0000 00:00:1796295362.901085   23845 tf_tfl_flatbuffer_helpers.cc:364] Ignored output_format.",
         "fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: INT8",
         "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+        # The PyTorch profiler.
+        "USDT:2026-12-03 12:52:58 5558:5558 SyncActivityProfilerHandler.cpp:52] profiler_start",
     ],
 )
 def test_each_kind_of_start_up_line_is_noise(line):

@@ -4,7 +4,9 @@ Example:
     python tools/profile_step.py --depth=20 --steps=10 --data_dir=../shared/cifar10-jpeg
 
 Needs the torch extra. Prints milliseconds per step by category, from a
-torch profiler trace of each.
+torch profiler trace of each: by default of the compiled step that long
+runs train on and of the peer under torch.compile; --step=eager profiles
+the same step run eagerly (short runs, --deterministic) and the eager peer.
 """
 
 from absl import flags
@@ -21,6 +23,13 @@ flags.DEFINE_enum(
     ["auto", "float32", "mixed_bfloat16"],
     "Our precision; auto: tools/train.py's under torch on this CPU. The peer runs the same "
     "(float32, or bfloat16 autocast for mixed_bfloat16).",
+)
+flags.DEFINE_enum(
+    "step",
+    "compiled",
+    ["compiled", "eager"],
+    "compiled: the training step of runs long enough to win back its compile time, and the peer under "
+    "torch.compile; eager: the same step run eagerly (short runs, --deterministic) and the eager peer.",
 )
 FLAGS = flags.FLAGS
 
@@ -41,18 +50,26 @@ def main(argv):
     depth = 6 * n + 2
     precision = machine.resolve_precision(FLAGS.precision, "torch")
     setting = "bfloat16" if precision == "mixed_bfloat16" else "float32"
-    print(f"Profiling {FLAGS.steps} steps of ResNet{depth}, batch {FLAGS.batch_size}, {precision} ...", flush=True)
+    compiled = FLAGS.step == "compiled"
+    print(
+        f"Profiling {FLAGS.steps} steps of ResNet{depth}, batch {FLAGS.batch_size}, {precision}, {FLAGS.step} ...",
+        flush=True,
+    )
     results = {
-        f"ours, torch, {precision}": step_profile.ours(
-            depth, FLAGS.batch_size, FLAGS.steps, images=images, precision=precision
+        "ours": step_profile.ours(
+            depth, FLAGS.batch_size, FLAGS.steps, images=images, precision=precision, compiled=compiled
         ),
-        f"PyTorch peer, {setting}": step_profile.peer(depth, FLAGS.batch_size, FLAGS.steps, setting=setting),
+        "PyTorch peer": step_profile.peer(
+            depth, FLAGS.batch_size, FLAGS.steps, setting=setting, compile_model=compiled
+        ),
     }
+    print(f"ours: torch, {precision}, {results['ours']['step']}")
+    print(f"PyTorch peer: {setting}, {results['PyTorch peer']['step']}")
     names = list(results)
-    print(f"\n{'ms per step':<44}" + "".join(f"{name[:30]:>32}" for name in names))
+    print(f"\n{'ms per step':<62}" + "".join(f"{name:>14}" for name in names))
     for category in next(iter(results.values()))["categories"]:
-        print(f"{category:<44}" + "".join(f"{results[n]['categories'][category]:>32.1f}" for n in names))
-    print(f"{'step (wall)':<44}" + "".join(f"{results[n]['step_ms']:>32.1f}" for n in names))
+        print(f"{category:<62}" + "".join(f"{results[n]['categories'][category]:>14.1f}" for n in names))
+    print(f"{'step (wall)':<62}" + "".join(f"{results[n]['step_ms']:>14.1f}" for n in names))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Keeps TensorFlow's native start-up lines (and LiteRT's) off the commands' stderr.
+"""Keeps TensorFlow's native start-up lines (and LiteRT's and the PyTorch profiler's) off the commands' stderr.
 
 TensorFlow's C++ side writes these before absl logging is set up, so
 ``TF_CPP_MIN_LOG_LEVEL`` does not hold all of them back, and which ones appear
@@ -32,6 +32,9 @@ NOISE = (
     # "fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: INT8",
     # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
     r"tf_tfl_flatbuffer_helpers\.cc|^fully_quantize: \d|^INFO: Created TensorFlow Lite XNNPACK delegate",
+    # The PyTorch profiler (krc-profile-step), on each trace it starts and stops:
+    # "USDT:2026-12-03 12:52:58 5558:5558 SyncActivityProfilerHandler.cpp:52] profiler_start"
+    r"SyncActivityProfilerHandler\.cpp",
 )
 _NOISE = re.compile("|".join(f"(?:{p})" for p in NOISE))
 

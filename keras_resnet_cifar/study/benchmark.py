@@ -26,7 +26,7 @@ from keras_resnet_cifar.data import input_pipeline
 from keras_resnet_cifar.models import resnet
 from keras_resnet_cifar.study import serving_speed
 from keras_resnet_cifar.study.cases import TrainCase
-from keras_resnet_cifar.training import compiled_step, machine, run_log, runner
+from keras_resnet_cifar.training import graph_step, machine, run_log, runner
 
 
 def describe_machine():
@@ -108,7 +108,7 @@ def train_rates(cases, images=None, warmup_steps=5, steps=20):
 def _fit_rate(model, ds, batch_size, xla, precision, warmup_steps, steps):
     """Compiles ``model`` as the runner does and returns its steady-state training rate on ``ds``."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model = compiled_step.compile_for_training(model, loss, 0.01, 0.9, 1e-4, precision, xla, print)
+    model = graph_step.compile_for_training(model, loss, 0.01, 0.9, 1e-4, precision, xla, print)
     timer = _StepTimer(warmup_steps)
     model.fit(ds, epochs=1, steps_per_epoch=warmup_steps + steps, verbose=0, callbacks=[timer], shuffle=False)
     return steps * batch_size / timer.elapsed()

@@ -34,7 +34,7 @@ class TrainCase:
 def train_cases(depths, shortcuts, batch_sizes, data, backends, precisions, xla, layouts=("auto",)):
     """Every combination to time, in the order the table prints.
 
-    ``xla`` is TensorFlow's XLA and torch's compiled step (``compiled_step``);
+    ``xla`` is TensorFlow's XLA and torch's compiled step (``graph_step``);
     torch always gets its compiled case, the default of a full run, and
     JAX, which always compiles its step, one case. The layout is a choice
     only under torch (TensorFlow's CPU kernels take NHWC only).

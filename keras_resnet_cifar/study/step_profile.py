@@ -1,11 +1,13 @@
 """Where a training step's time goes, from a PyTorch profiler trace.
 
 Profiles the model ``tools/train.py`` trains under the torch backend (its
-layout, decay in the update) on Keras's eager step, the step of short runs
-and ``--deterministic``, fed by the real tf.data pipeline, and the PyTorch
-peer (eager) on the same batch, and sorts each trace's operator self-times
-into the categories of a ResNet step. The compiled step's kernels are
-Inductor's fused ones, which these categories do not separate.
+layout and decay), fed by the real tf.data pipeline, on the compiled step
+of long runs or on the eager step (short runs, ``--deterministic``),
+and the PyTorch peer on the same batch, under ``torch.compile`` or eager to
+match, and sorts each trace's operator self-times into the categories of a
+ResNet step. A compiled graph calls oneDNN's convolutions as operators of
+their own; the rest of it (BatchNorm, ReLU, the additions, the loss and the
+casts, fused) is Inductor's kernels, one category.
 """
 
 import time
@@ -29,13 +31,18 @@ CATEGORIES = {
     ),
     "optimizer update": ("aten::_foreach_mul_", "aten::_foreach_add_", "aten::add_", "aten::mul_", "aten::zero_"),
 }
+# A compiled graph's own kernels run inside these profiler ranges (their self time).
+COMPILED = "compiled graph (Inductor: BatchNorm, ReLU, add, loss, casts)"
+_COMPILED_PREFIX = "## Call CompiledFxGraph"
 
 
 def categorise(events):
     """``{category: milliseconds}`` from ``(name, self_ms)`` pairs."""
-    totals = dict.fromkeys([*CATEGORIES, "other operators"], 0.0)
+    totals = dict.fromkeys([*CATEGORIES, COMPILED, "other operators"], 0.0)
     for name, self_ms in events:
         category = next((c for c, names in CATEGORIES.items() if name in names), "other operators")
+        if name.startswith(_COMPILED_PREFIX):
+            category = COMPILED
         totals[category] += self_ms
     return totals
 
@@ -49,14 +56,30 @@ def _summary(prof, wall_s, steps):
     return {"step_ms": wall_ms, "categories": totals}
 
 
-def ours(depth=20, batch_size=128, steps=10, warmup_steps=5, images=None, precision="float32"):
-    """The profile of one step of ``tools/train.py``'s training under torch, in ``precision``."""
+def ours(depth=20, batch_size=128, steps=10, warmup_steps=5, images=None, precision="float32", compiled=True):
+    """The profile of one step of ``tools/train.py``'s training under torch, in ``precision``.
+
+    Args:
+        depth: the ResNet's depth (6n+2).
+        batch_size: images a step.
+        steps: steps traced, after ``warmup_steps`` (the first compiles).
+        warmup_steps: steps run before the trace.
+        images: uint8 training images; default random.
+        precision: "float32" or "mixed_bfloat16".
+        compiled: the compiled step (``graph_step``) where the model runs
+            on it, else the eager step (the same graph uncompiled).
+
+    Returns:
+        ``{"step_ms", "categories", "step"}``: the step's wall time, its
+        milliseconds by category, and which step ran
+        (``machine.step_label``; its compile time when compiled).
+    """
     import keras
     import tensorflow as tf  # noqa: F401 (the pipeline)
 
     from keras_resnet_cifar.data import input_pipeline
     from keras_resnet_cifar.models import resnet
-    from keras_resnet_cifar.training import machine, optimizer, runner
+    from keras_resnet_cifar.training import graph_step, machine, runner
 
     if keras.backend.backend() != "torch":
         raise errors.ArgumentError(f"the profile is of the torch backend; Keras runs {keras.backend.backend()}")
@@ -65,9 +88,15 @@ def ours(depth=20, batch_size=128, steps=10, warmup_steps=5, images=None, precis
         images = rng.integers(0, 256, (4 * batch_size, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, len(images)).astype(np.int64)
     model = runner.training_model(lambda **layout: resnet.resnet_cifar(depth=depth, **layout), dtype=precision)
-    model.compile(
-        optimizer=optimizer.sgd(0.01, 0.9, 1e-4),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    model = graph_step.compile_for_training(
+        model,
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        0.01,
+        0.9,
+        1e-4,
+        precision,
+        compiled,
+        print,
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     data = machine.input_threads(input_pipeline.train_dataset(images, labels, batch_size, seed=0))
@@ -87,7 +116,9 @@ def ours(depth=20, batch_size=128, steps=10, warmup_steps=5, images=None, precis
                 prof.__exit__(None, None, None)
 
     model.fit(data, epochs=1, steps_per_epoch=warmup_steps + steps, verbose=0, callbacks=[Tracer()], shuffle=False)
-    return _summary(prof, clock["wall"], steps)
+    seconds = getattr(model, "compile_seconds", None)
+    step = machine.step_label("torch", getattr(model, "runs_compiled", False))
+    return dict(_summary(prof, clock["wall"], steps), step=step + (f", compiled in {seconds:.1f} s" if seconds else ""))
 
 
 def _profiler():
@@ -96,13 +127,16 @@ def _profiler():
     return profile(activities=[ProfilerActivity.CPU])
 
 
-def peer(depth=20, batch_size=128, steps=10, warmup_steps=5, setting="float32"):
-    """The same profile of the PyTorch peer (eager, one in-memory batch) in ``setting`` (``torch_peer.SETTINGS``)."""
+def peer(depth=20, batch_size=128, steps=10, warmup_steps=5, setting="float32", compile_model=False):
+    """The same profile of the PyTorch peer (one in-memory batch) in ``setting`` (``torch_peer.SETTINGS``).
+
+    ``compile_model``: under ``torch.compile``, compiled in the warm-up steps.
+    """
     import torch
 
     from keras_resnet_cifar.study import torch_peer
 
-    net = torch_peer.prepare(torch_peer.build((depth - 2) // 6), setting, compile_model=False)
+    net = torch_peer.prepare(torch_peer.build((depth - 2) // 6), setting, compile_model)
     net.train()
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     rng = np.random.default_rng(0)
@@ -122,4 +156,4 @@ def peer(depth=20, batch_size=128, steps=10, warmup_steps=5, setting="float32"):
         start = time.perf_counter()
         run(steps)
         wall_s = time.perf_counter() - start
-    return _summary(prof, wall_s, steps)
+    return dict(_summary(prof, wall_s, steps), step="torch.compile" if compile_model else "eager")

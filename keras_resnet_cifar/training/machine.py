@@ -62,12 +62,13 @@ def cpu_class(flags=None):
 # Every CPU default, by class, from tools/benchmark.py runs on that class
 # (same-run ratios, medians of interleaved rounds; docs/performance.md,
 # "Defaults chosen", has the runs). Under torch the step is the compiled one
-# (``compiled_step``) wherever a run is long enough (compile_min_steps).
+# (``graph_step``) wherever a run is long enough (compile_min_steps).
 # - backend: torch trained ResNet20 at 1.36-1.8x TensorFlow's rate on AVX2
 #   (Zen 3), 1.18x in float32 and 1.38x in mixed_bfloat16 on Zen 4, eagerly.
 #   With AMX (Sapphire Rapids), TensorFlow's oneDNN bfloat16 kernels beat
-#   eager torch, but the compiled torch step trained at 2.5x TensorFlow's
-#   rate in mixed_bfloat16 (1,584 against 639 images/s, 2026-12-03).
+#   Keras's eager torch step, but the compiled torch step trained at 2.5x
+#   TensorFlow's rate in mixed_bfloat16 (1,584 against 639 images/s,
+#   2026-12-03) and the eager graph step at 1.93x (1,058 against 550).
 # - bfloat16: the backends whose bfloat16 kernels run in hardware here, which
 #   "auto" trains in mixed_bfloat16. On Zen 4 (AVX512-BF16) the torch backend
 #   trained at 1.59x its float32 rate (680 against 429 images/s) and
@@ -80,27 +81,29 @@ def cpu_class(flags=None):
 #   compiled step at 0.48x on Zen 3 (240 against 497) and 0.31x with AMX
 #   (476 against 1,548, one round). NCHW is PyTorch's own layout.
 # - compile_min_steps: from this many steps a run compiles its torch step;
-#   shorter runs (the quick start on slow CPUs, tests) train eagerly. A
+#   shorter runs (the quick start, tests) run the same graph eagerly. A
 #   ResNet20 run wins the compile time back after its compile seconds over
-#   the step time saved: 35 s / 0.103 s = 340 steps on Zen 3 (311 to 415
-#   images/s), 37 s / 0.170 s = 216 steps with AMX (502 to 1,511), both
-#   with an empty Inductor cache. The classes not measured take Zen 3's.
+#   the step time saved: with AMX, 42.0 s / 0.0246 s = 1,707 steps (the
+#   eager graph at 1,073 images/s, compiled 1,352, the quick start with an
+#   empty Inductor cache, 2026-12-03). The other classes take that figure
+#   until measured (against Keras's slower eager step it was 340 steps on
+#   Zen 3; the peer's eager and compiled rates there give about 1,060).
 CPU_DEFAULTS = {
     "amx": {
         "backend": "torch",
         "bfloat16": ("tensorflow", "torch", "jax"),
         "torch_layout": "channels_first",
-        "compile_min_steps": 300,
+        "compile_min_steps": 1_700,
     },
     "avx512_bf16": {
         "backend": "torch",
         "bfloat16": ("tensorflow", "torch"),
         "torch_layout": "channels_first",
-        "compile_min_steps": 500,
+        "compile_min_steps": 1_700,
     },
-    "avx512": {"backend": "torch", "bfloat16": (), "torch_layout": "channels_first", "compile_min_steps": 500},
-    "avx2": {"backend": "torch", "bfloat16": (), "torch_layout": "channels_first", "compile_min_steps": 500},
-    "other": {"backend": "torch", "bfloat16": (), "torch_layout": "channels_first", "compile_min_steps": 500},
+    "avx512": {"backend": "torch", "bfloat16": (), "torch_layout": "channels_first", "compile_min_steps": 1_700},
+    "avx2": {"backend": "torch", "bfloat16": (), "torch_layout": "channels_first", "compile_min_steps": 1_700},
+    "other": {"backend": "torch", "bfloat16": (), "torch_layout": "channels_first", "compile_min_steps": 1_700},
 }
 
 
@@ -226,7 +229,7 @@ def resolve_xla(xla, precision, deterministic, replicas, backend="tensorflow", t
     oneDNN's bfloat16 kernels run without XLA. Deterministic and
     multi-replica runs never get XLA by default. Under JAX the step is always
     compiled (uncompiled JAX is many times slower). Under torch the step is
-    ``compiled_step``'s torch.compile graph where ``compile_torch_step`` says
+    ``graph_step``'s torch.compile graph where ``compile_torch_step`` says
     it pays (Keras's own ``jit_compile`` is never used there).
     """
     if xla is not None:
@@ -274,7 +277,7 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 def hold_freed_memory():
     """Has glibc's malloc keep freed blocks for reuse instead of giving them back to the OS.
 
-    The compiled torch step allocates and frees its activations every step;
+    The torch graph step allocates and frees its activations every step;
     blocks above malloc's mmap threshold (128 KiB at first) go back to the
     OS on every free and fault in again, page by page, on the next step.
     With the threshold at glibc's largest (32 MiB on 64-bit) and the heap

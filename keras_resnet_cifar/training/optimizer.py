@@ -7,7 +7,7 @@ as L2 regularisers instead. Those add a term per weight to the loss and its
 backward pass; adding ``wd * w`` to the gradients is the same update at a
 fraction of the cost, and leaves the logged loss the plain cross-entropy.
 The compiled torch step adds it in its backward graph
-(``compiled_step.enable``) and takes the plain SGD of ``sgd(..., 0)``.
+(``graph_step.enable``) and takes the plain SGD of ``sgd(..., 0)``.
 """
 
 import keras

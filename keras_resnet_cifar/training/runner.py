@@ -37,7 +37,7 @@ from keras_resnet_cifar import errors, files
 from keras_resnet_cifar.data import augment
 from keras_resnet_cifar.data.arrays import DataError
 from keras_resnet_cifar.serving import loading
-from keras_resnet_cifar.training import callbacks, compiled_step, distributed, inputs, machine, run_dir, run_log
+from keras_resnet_cifar.training import callbacks, distributed, graph_step, inputs, machine, run_dir, run_log
 from keras_resnet_cifar.training import options as schema
 from keras_resnet_cifar.training.config import TrainingError
 
@@ -206,7 +206,7 @@ def _train(task, options, setup, log):
             # caller's global policy is left as it was.
             net = training_model(task.build_model, dtype=setup.precision)
             model = net if setup.input == "tfdata" else augment.with_augmentation(net, task.arrays["seed"])
-            model = compiled_step.compile_for_training(
+            model = graph_step.compile_for_training(
                 model,
                 task.loss(True),
                 task.schedule,
@@ -218,7 +218,7 @@ def _train(task, options, setup, log):
                 metrics=task.metrics(),
                 steps_per_execution=options.steps_per_execution,
             )
-            net = model if isinstance(model, compiled_step.CompiledStep) else net
+            net = model if isinstance(model, graph_step.GraphStep) else net
             done = callbacks.restore(model, backup_dir)
             if not done and task.init_weights:
                 task.init_weights(model)

@@ -202,16 +202,25 @@ def _batch_norm(layer):
         gamma, beta, moving_mean, moving_variance = weights
         x = _cast_in(layer, inputs[0])
         axis = layer.axis % x.ndim
-        # Computed in float32 under mixed precision, as Keras's layer does;
-        # PyTorch's batch_norm (its backward one fused reduction) with the
-        # channels on axis 1, and Keras's moving statistics (biased variance).
-        x32 = x.float().movedim(axis, 1)
-        y = torch.nn.functional.batch_norm(x32, None, None, gamma, beta, training=True, eps=epsilon)
+        # PyTorch's batch_norm with the channels on axis 1 (its backward one
+        # fused reduction). A bfloat16 input is normalised in float32 against
+        # the float32 parameters and rounded once, as Keras's layer does.
+        # Keras's moving mean is PyTorch's running mean at momentum 1 - m;
+        # PyTorch updates its running variance with the batch's unbiased
+        # variance, Keras with the biased one, which the last line restores.
+        # batch_norm keeps its running statistics for its backward, so it
+        # updates copies.
+        count = x.numel() // x.shape[axis]
         with torch.no_grad():
-            variance, mean = torch.var_mean(x32, dim=[0, *range(2, x.ndim)], correction=0)
-            moving_mean.mul_(momentum).add_(mean, alpha=1.0 - momentum)
-            moving_variance.mul_(momentum).add_(variance, alpha=1.0 - momentum)
-        return y.movedim(1, axis).to(x.dtype)
+            mean, variance = moving_mean.clone(), moving_variance.clone()
+        y = torch.nn.functional.batch_norm(
+            x.movedim(axis, 1), mean, variance, gamma, beta, True, 1.0 - momentum, epsilon
+        )
+        with torch.no_grad():
+            moving_mean.copy_(mean)
+            kept = moving_variance * momentum
+            moving_variance.copy_((variance - kept) * ((count - 1) / count) + kept)
+        return y.movedim(1, axis)
 
     return run
 

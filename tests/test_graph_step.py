@@ -46,15 +46,22 @@ GRAPH = textwrap.dedent(
         except torch_graph.Unsupported as e:
             refused.append(str(e))
     # Asked to compile such a model, the runner trains it on Keras's step (with the decay in the optimizer).
-    from keras_resnet_cifar.training import compiled_step
+    from keras_resnet_cifar.training import graph_step
 
     logged = []
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    kept = compiled_step.compile_for_training(functional, loss, 0.1, 0.9, 1e-4, "float32", True, logged.append)
+    kept = graph_step.compile_for_training(functional, loss, 0.1, 0.9, 1e-4, "float32", True, logged.append)
     fallback = [type(kept).__name__, type(kept.optimizer).__name__, logged]
     # A model with regularisers: the compiled loss would leave their losses out.
-    regularised = compiled_step.unsupported_reason(resnet.resnet_cifar(n=1, weight_decay=1e-4), loss, "float32")
-    print(json.dumps({"rows": rows, "refused": refused, "fallback": fallback, "regularised": regularised}))
+    regularised = graph_step.unsupported_reason(resnet.resnet_cifar(n=1, weight_decay=1e-4), loss, "float32")
+    # Sample weights: the graph's loss is the batch's mean (Keras's step would weigh it, without the decay).
+    eager = graph_step.compile_for_training(resnet.resnet_cifar(n=1, weight_decay=0), loss, 0.1, 0.9, 1e-4, "float32", False, print)
+    try:
+        eager.train_on_batch(x[:4], np.arange(4), sample_weight=np.ones(4))
+        weighted = None
+    except ValueError as e:
+        weighted = str(e)
+    print(json.dumps({"rows": rows, "refused": refused, "fallback": fallback, "regularised": regularised, "weighted": weighted}))
     """
 )
 
@@ -76,6 +83,7 @@ def test_the_graph_computes_what_keras_computes_in_training():
         ["Training on Keras's eager step, not the compiled one: layer dropout is a Dropout"],
     ]
     assert result["regularised"].startswith("the model adds losses of its own")
+    assert result["weighted"] == "the torch graph step takes no sample or class weights: its loss is the batch's mean"
 
 
 STEPS = textwrap.dedent(
@@ -84,53 +92,68 @@ STEPS = textwrap.dedent(
     import keras, numpy as np
     import torch
     from keras_resnet_cifar.models import resnet
-    from keras_resnet_cifar.training import compiled_step, runner
+    from keras_resnet_cifar.training import graph_step, optimizer, runner
 
-    settings = [True, False] if sys.argv[1] == "both" else [True]
+    # The compiled step, the same graph run eagerly, and Keras's own step (the decay in its optimizer).
+    settings = ["compiled", "eager", "keras"] if sys.argv[1] == "all" else ["compiled"]
     x = np.random.RandomState(0).uniform(0, 255, (16, 32, 32, 3)).astype("float32")
     y = np.arange(16) % 10
     models, losses, logged = {}, {}, []
-    for xla in settings:
+    for setting in settings:
         keras.utils.set_random_seed(0)
         net = runner.training_model(lambda **layout: resnet.resnet_cifar(n=1, **layout))
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        models[xla] = compiled_step.compile_for_training(net, loss, 0.05, 0.9, 0.05, "float32", xla, logged.append)
-        start = models[xla].get_weights()
-        losses[xla] = [float(models[xla].train_on_batch(x, y)) for _ in range(3)]
-    compiled = models[True]
+        if setting == "keras":
+            net.compile(optimizer=optimizer.sgd(0.05, 0.9, 0.05), loss=loss)
+            models[setting] = net
+        else:
+            xla = setting == "compiled"
+            models[setting] = graph_step.compile_for_training(net, loss, 0.05, 0.9, 0.05, "float32", xla, logged.append)
+        start = models[setting].get_weights()
+        losses[setting] = [float(models[setting].train_on_batch(x, y)) for _ in range(3)]
+    compiled = models["compiled"]
     result = {
-        "compiled": type(compiled).__name__,
+        "types": {k: [type(m).__name__, getattr(m, "runs_compiled", None)] for k, m in models.items()},
         "seconds": compiled.compile_seconds,
         "moved": sum(not np.array_equal(a, b) for a, b in zip(start, compiled.get_weights())),
         "weights": len(start),
         "misses": torch._dynamo.utils.counters["inductor"]["fxgraph_cache_miss"],
         "hits": torch._dynamo.utils.counters["inductor"]["fxgraph_cache_hit"],
         "logged": logged,
+        "losses": losses,
     }
-    if False in models:
-        eager = models[False]
-        result["eager"] = type(eager).__name__
-        result["difference"] = max(
-            float((np.abs(a - b) / np.maximum(np.abs(a), 1)).max())
-            for a, b in zip(compiled.get_weights(), eager.get_weights())
-        )
-        result["losses"] = [losses[True], losses[False]]
+    if "keras" in models:
+        result["difference"] = {
+            k: max(
+                float((np.abs(a - b) / np.maximum(np.abs(a), 1)).max())
+                for a, b in zip(models[k].get_weights(), models["keras"].get_weights())
+            )
+            for k in ("compiled", "eager")
+        }
+        result["eager_seconds"] = models["eager"].compile_seconds
     print(json.dumps(result))
     """
 )
 
 
-def test_compiled_and_eager_steps_reach_the_same_weights_and_a_second_process_compiles_nothing(tmp_path, monkeypatch):
+def test_compiled_and_eager_steps_reach_keras_steps_weights_and_a_second_process_compiles_nothing(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache"))
-    first = json.loads(run_python(STEPS.replace("sys.argv[1]", '"both"'), backend="torch").strip().splitlines()[-1])
-    assert (first["compiled"], first["eager"]) == ("CompiledStep", "Functional")
+    first = json.loads(run_python(STEPS.replace("sys.argv[1]", '"all"'), backend="torch").strip().splitlines()[-1])
+    assert first["types"] == {
+        "compiled": ["GraphStep", True],
+        "eager": ["GraphStep", False],
+        "keras": ["Functional", None],
+    }
     assert first["moved"] == first["weights"]  # every variable: weights and moving statistics
     # Three SGD steps at lr 0.05 with the decay (0.05: 0.25% of each weight a step) in the
-    # compiled backward graph and in the eager optimizer: the same weights up to float32 rounding.
-    assert first["difference"] < 1e-4
-    compiled_losses, eager_losses = first["losses"]
-    assert compiled_losses == pytest.approx(eager_losses, rel=1e-5)  # the cross-entropy, without the decay
+    # graph's backward and in Keras's optimizer: the same weights up to float32 rounding.
+    assert first["difference"]["compiled"] < 1e-4 and first["difference"]["eager"] < 1e-4
+    for setting in ("compiled", "eager"):  # the cross-entropy, without the decay
+        assert first["losses"][setting] == pytest.approx(first["losses"]["keras"], rel=1e-5)
     assert first["misses"] > 0 and first["seconds"] > 0 and first["logged"] == []
+    assert first["eager_seconds"] is None  # nothing compiled
     # A second process (a resume, a repeated run) finds the forward and backward graphs in the cache.
     second = json.loads(run_python(STEPS.replace("sys.argv[1]", '"one"'), backend="torch").strip().splitlines()[-1])
     assert second["misses"] == 0 and second["hits"] >= 2
@@ -176,7 +199,7 @@ HOLD = textwrap.dedent(
 )
 
 
-def test_the_compiled_step_keeps_freed_activations_for_the_next_step():
+def test_the_graph_step_keeps_freed_activations_for_the_next_step():
     # An 8 MiB block, as a ResNet20 activation at batch 128: glibc gives it back to the OS when
     # freed (to fault it in again next step) unless hold_freed_memory raised its thresholds.
     stock = json.loads(run_python(HOLD.replace("sys.argv[1:]", "[]")).strip().splitlines()[-1])

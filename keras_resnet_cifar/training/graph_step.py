@@ -1,20 +1,23 @@
-"""Under the torch backend, the training step as one graph compiled by ``torch.compile``, inside ``fit``.
+"""Under the torch backend, the training step as one function of plain PyTorch operations, inside ``fit``.
 
-``CompiledStep`` is the runner's training model (the same layers and
+``GraphStep`` is the runner's training model (the same layers and
 variables) with Keras's documented ``train_step`` override: the forward
-pass and the loss run as one Inductor-compiled function of the variables'
-tensors (``torch_graph``), the gradients come from ``torch.autograd``
-(Inductor compiled the backward with the forward) and Keras's optimizer
-applies them, so the optimizer's state, the schedule, the metrics,
-callbacks, backups and resumes are Keras's own. ``fit``, ``evaluate`` and
-``predict`` are otherwise unchanged, and the saved model never sees this
-class.
+pass and the loss run as one function of the variables' tensors
+(``torch_graph``), the gradients come from ``torch.autograd`` and Keras's
+optimizer applies them, so the optimizer's state, the schedule, the
+metrics, callbacks, backups and resumes are Keras's own. ``fit``,
+``evaluate`` and ``predict`` are otherwise unchanged, and the saved model
+never sees this class.
 
-Compiling costs tens of seconds once per process (less where Inductor's
-cache, ``machine.inductor_cache_dir()``, holds the graph already), so the runner
-(``machine.compile_torch_step``) compiles only runs long enough to win
-it back. ``compile_for_training`` compiles a model for ``fit`` as every
-training run and benchmark does, on this step where it can run.
+The function runs compiled by ``torch.compile`` (Inductor compiles the
+backward with the forward; the compiled step) or as it is (the eager step,
+the operations an eager PyTorch script runs). Compiling costs tens of
+seconds once per process (less where Inductor's cache,
+``machine.inductor_cache_dir()``, holds the graph already), so the runner
+(``machine.compile_torch_step``) compiles only runs long enough to win it
+back. ``compile_for_training`` compiles a model for ``fit`` as every
+training run and benchmark does, on this step where the model can run on
+it, else on Keras's own step.
 """
 
 import time
@@ -44,8 +47,8 @@ def unsupported_reason(model, loss, precision):
     return None
 
 
-class CompiledStep(keras.Model):
-    """A functional model whose ``train_step`` is one compiled graph (built by ``wrap``)."""
+class GraphStep(keras.Model):
+    """A functional model whose ``train_step`` is one function of PyTorch operations (built by ``wrap``)."""
 
     def train_step(self, data):
         step = self.__dict__.get("_krc_step")
@@ -54,13 +57,13 @@ class CompiledStep(keras.Model):
             return super().train_step(data)
         if sample_weight is not None:
             # Keras's own step would drop the decay, which only the compiled loss adds.
-            raise ValueError("the compiled torch step takes no sample or class weights; train with xla=False")
+            raise ValueError("the torch graph step takes no sample or class weights: its loss is the batch's mean")
         import torch
 
         # Keras's data adapters hand numpy arrays over for some inputs; the graph takes tensors.
         x, y = keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y)
         values = step["graph"].values()
-        started = time.perf_counter() if step["compile_seconds"] is None else None
+        started = time.perf_counter() if step["compiled"] and step["compile_seconds"] is None else None
         loss, logits = step["function"](values, x, y)
         trainable = [values[i] for i in step["trainable"]]
         gradients = torch.autograd.grad(loss, trainable)
@@ -75,6 +78,12 @@ class CompiledStep(keras.Model):
         return self.compute_metrics(x, y, logits.detach(), sample_weight=None)
 
     @property
+    def runs_compiled(self):
+        """Whether the step runs compiled by ``torch.compile`` (else as plain PyTorch operations)."""
+        step = self.__dict__.get("_krc_step")
+        return bool(step and step["compiled"])
+
+    @property
     def compile_seconds(self):
         """Seconds the first compiled step took (tracing and compiling included); None before it or eagerly."""
         step = self.__dict__.get("_krc_step")
@@ -82,19 +91,21 @@ class CompiledStep(keras.Model):
 
 
 def wrap(model):
-    """``model`` (functional) as a ``CompiledStep``: the same layers and variables, still eager."""
+    """``model`` (functional) as a ``GraphStep``: the same layers and variables, on Keras's step until ``enable``."""
     outputs = model.outputs[0] if len(model.outputs) == 1 else model.outputs
-    return CompiledStep(inputs=model.inputs, outputs=outputs, name=model.name)
+    return GraphStep(inputs=model.inputs, outputs=outputs, name=model.name)
 
 
-def enable(model, weight_decay=0.0):
-    """Compiles ``model``'s training step (call after ``model.compile``).
+def enable(model, weight_decay=0.0, compile_step=True):
+    """Puts ``model``'s training step on its graph (call after ``model.compile``).
 
     Args:
-        model: a ``CompiledStep`` for which ``unsupported_reason`` gave None,
+        model: a ``GraphStep`` for which ``unsupported_reason`` gave None,
             compiled with that loss and a plain ``keras.optimizers.SGD``.
         weight_decay: coupled decay added to every trainable variable's
-            gradient in the compiled graph (the optimizer must not add it).
+            gradient in the graph's backward (the optimizer must not add it).
+        compile_step: run the graph compiled by ``torch.compile``; False:
+            as plain PyTorch operations.
     """
     import torch
 
@@ -114,20 +125,22 @@ def enable(model, weight_decay=0.0):
         return loss, logits
 
     machine.hold_freed_memory()
-    # Dynamo keys compiled code by function and guards on what it closes
-    # over: a process that compiles a step for a second model (the
-    # benchmark's rounds, tests) would recompile until its limit and then run
-    # eagerly. One compiled step per process: the earlier ones are dropped.
-    torch.compiler.reset()
-    step = {"graph": graph, "trainable": trainable, "compile_seconds": None}
-    # dynamic=False: one graph for the run's batch shape (the pipelines drop
-    # the last partial batch), without symbolic sizes.
-    step["function"] = torch.compile(forward_loss, dynamic=False)
+    step = {"graph": graph, "trainable": trainable, "compiled": compile_step, "compile_seconds": None}
+    step["function"] = forward_loss
+    if compile_step:
+        # Dynamo keys compiled code by function and guards on what it closes
+        # over: a process that compiles a step for a second model (the
+        # benchmark's rounds, tests) would recompile until its limit and then
+        # run eagerly. One compiled step per process: the earlier ones are dropped.
+        torch.compiler.reset()
+        # dynamic=False: one graph for the run's batch shape (the pipelines
+        # drop the last partial batch), without symbolic sizes.
+        step["function"] = torch.compile(forward_loss, dynamic=False)
     object.__setattr__(model, "_krc_step", step)  # past Keras's tracking: not model state
 
 
 def compile_for_training(model, loss, schedule, momentum, weight_decay, precision, xla, log, **compile_args):
-    """``model`` compiled for ``fit`` as every training run compiles it: under torch, on the compiled step where it runs.
+    """``model`` compiled for ``fit`` as every training run compiles it: under torch, on the graph step where it runs.
 
     Args:
         model: the training model (``training_model``, or it with augmentation layers).
@@ -137,31 +150,33 @@ def compile_for_training(model, loss, schedule, momentum, weight_decay, precisio
         weight_decay: coupled decay, in the update (``optimizer.sgd``, or the
             compiled step's backward graph under torch), not as the model's regularisers.
         precision: the run's precision (mixed_float16 adds loss scaling).
-        xla: ``machine.resolve_xla``'s choice: Keras's ``jit_compile``, or under torch the compiled step.
-        log: where a compiled step that cannot run says why.
+        xla: ``machine.resolve_xla``'s choice: Keras's ``jit_compile``, or
+            under torch the compiled step (else the eager one).
+        log: where a compiled step that cannot run says why (an eager one
+            falls back to Keras's step, also eager, without a word).
         **compile_args: for ``model.compile`` (metrics, steps_per_execution).
 
     Returns:
-        The compiled model: ``model``, or a ``CompiledStep`` of its layers.
+        The compiled model: ``model``, or a ``GraphStep`` of its layers.
     """
     torch_backend = keras.backend.backend() == "torch"
-    compiled = torch_backend and xla and _compiled_step_possible(model, loss, precision, log)
-    if compiled:
+    graph = torch_backend and _graph_step_possible(model, loss, precision, log if xla else None)
+    if graph:
         model = wrap(model)
-    sgd = optimizer.sgd(schedule, momentum, 0 if compiled else weight_decay)
+    sgd = optimizer.sgd(schedule, momentum, 0 if graph else weight_decay)
     if precision == "mixed_float16":
         # What compile(auto_scale_loss=True) does for a model built under a global mixed_float16 policy.
         sgd = keras.optimizers.LossScaleOptimizer(sgd, name="loss_scale_optimizer")
-    # Under torch the compiled step is compiled_step's, never Keras's jit_compile.
+    # Under torch the compiled step is this module's, never Keras's jit_compile.
     model.compile(optimizer=sgd, loss=loss, jit_compile=False if torch_backend else xla, **compile_args)
-    if compiled:
-        enable(model, weight_decay)
+    if graph:
+        enable(model, weight_decay, compile_step=bool(xla))
     return model
 
 
-def _compiled_step_possible(model, loss, precision, log):
-    """Whether ``model`` can train on the compiled torch step; if not, says why in one log line."""
+def _graph_step_possible(model, loss, precision, log):
+    """Whether ``model`` can train on the graph step; if not and ``log`` is given, says why in one line."""
     reason = unsupported_reason(model, loss, precision)
-    if reason:
+    if reason and log:
         log(f"Training on Keras's eager step, not the compiled one: {reason}")
     return reason is None
