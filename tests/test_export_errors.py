@@ -31,7 +31,8 @@ def sequential_model(tmp_path_factory):
             keras.layers.Conv2D(4, 3),
             keras.layers.GlobalAveragePooling2D(),
             keras.layers.Dense(10),
-        ]
+        ],
+        name="foreign",  # Keras numbers default names per process: "sequential_1" after another test's
     )
     files.save_model(model, str(path))
     return path
@@ -56,7 +57,7 @@ def test_a_model_the_export_cannot_read_is_refused_before_anything_is_written(se
     out = run_tool("export.py", f"--model={sequential_model}", f"--export_base={tmp_path / 'base'}")
     assert out.returncode == 1
     assert out.stderr.splitlines() == [
-        "error: 'sequential' is a Sequential; the export takes a functional keras.Model with one image input and "
+        "error: 'foreign' is a Sequential; the export takes a functional keras.Model with one image input and "
         "one logits output, as the zoo builds (keras_resnet_cifar.resnet_cifar, resnet_imagenet): rebuild it as one"
     ]
     assert not (tmp_path / "base").exists() or os.listdir(tmp_path / "base") == []
