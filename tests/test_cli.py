@@ -148,6 +148,18 @@ def test_an_internal_error_prints_one_line_naming_its_saved_traceback():
     assert f"{app.TRACEBACK_VARIABLE}=1" in line
 
 
+def test_a_reader_that_has_gone_stops_the_output_not_the_work(tmp_path):
+    # ``krc-evaluate ... | head -1``: the pipe closes while the command still prints.
+    done = tmp_path / "result.json"
+    code = f"def main(argv):\n    for i in range(1000):\n        print('line', i, flush=True)\n    open({str(done)!r}, 'w').write('{{}}')\n"
+    program = f"from keras_resnet_cifar.cli import app\n{code}\napp.run(main)\n"
+    child = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    child.stdout.close()
+    stderr = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 0, stderr
+    assert stderr == "" and done.read_text() == "{}"
+
+
 def test_the_environment_variable_prints_the_whole_traceback():
     result = _under_app_run("def main(argv):\n    return int('x')\n", env={app.TRACEBACK_VARIABLE: "1"})
     assert result.returncode == 70

@@ -32,6 +32,37 @@ class Terminated(KeyboardInterrupt):
         self.signum = signal.Signals(signum)
 
 
+class _OutputToClosedPipe:
+    """``sys.stdout`` that drops its output once its reader has gone (``| head``), so the command's work goes on.
+
+    Python ignores SIGPIPE and raises ``BrokenPipeError`` at the next write
+    instead: a run piped into ``head`` would stop in the middle, before its
+    ``--json`` or its model was written.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._gone = False
+
+    def write(self, text):
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._gone = True
+        return len(text)
+
+    def flush(self):
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone = True
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def _on_terminate(signum, frame):
     raise Terminated(signum)
 
@@ -128,6 +159,7 @@ def run(main):
     def wrapped(argv):
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines are noise here
         _handle_termination()
+        sys.stdout = _OutputToClosedPipe(sys.stdout)
         _exit_now(_outcome(main, argv), stderr_filter)
 
     try:
