@@ -33,8 +33,9 @@ GRAPH = textwrap.dedent(
                 # Moving statistics: what Keras's training call left against what the graph left.
                 moved = max(float(np.abs(a - b).max()) for a, b in zip(stock.get_weights(), graphed.get_weights()))
                 rows.append([dtype, data_format, json.dumps(variant), float(np.abs(expected - got).max()), moved])
-    # The ImageNet networks (7x7 stem, max pooling, basic and bottleneck blocks), which krc-train-imagenet
-    # trains on the same step, in float32 (bfloat16 rounding grows over 50 layers of batch statistics).
+    # The ImageNet networks (7x7 stem, max pooling, basic and bottleneck blocks) trained with sparse labels
+    # (krc-train-imagenet's one-hot loss keeps Keras's step), in float32: bfloat16 rounding grows over 50
+    # layers of batch statistics.
     from keras_resnet_cifar.models import imagenet
 
     large = np.random.RandomState(1).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
@@ -69,7 +70,7 @@ GRAPH = textwrap.dedent(
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     kept = graph_step.compile_for_training(functional, loss, 0.1, 0.9, 1e-4, "float32", True, logged.append)
     fallback = [type(kept).__name__, type(kept.optimizer).__name__, logged]
-    # A model with regularisers: the compiled loss would leave their losses out.
+    # A model with regularisers: the graph's loss would leave their losses out.
     regularised = graph_step.unsupported_reason(resnet.resnet_cifar(n=1, weight_decay=1e-4), loss, "float32")
     # Sample weights: the graph's loss is the batch's mean (Keras's step would weigh it, without the decay).
     eager = graph_step.compile_for_training(resnet.resnet_cifar(n=1, weight_decay=0), loss, 0.1, 0.9, 1e-4, "float32", False, print)
@@ -98,7 +99,7 @@ def test_the_graph_computes_what_keras_computes_in_training():
     assert result["fallback"] == [
         "Functional",
         "CoupledDecaySGD",
-        ["Training on Keras's eager step, not the compiled one: layer dropout is a Dropout"],
+        ["Training on Keras's own eager step, not the graph step: layer dropout is a Dropout"],
     ]
     assert result["regularised"].startswith("the model adds losses of its own")
     assert result["weighted"] == "the torch graph step takes no sample or class weights: its loss is the batch's mean"
@@ -186,7 +187,7 @@ def test_compiled_and_eager_steps_reach_keras_steps_weights_and_a_second_process
 def test_torch_compiles_its_step_only_where_it_pays(cpu_class, extra_steps, deterministic, expected, monkeypatch):
     monkeypatch.setattr(machine, "has_gpu", lambda: False)
     monkeypatch.setattr(machine, "cpu_class", lambda flags=None: cpu_class)
-    # Each class has its own break-even (AMX compiles sooner: its compiled step saves more a step).
+    # Each class has its own break-even in the table (measured with AMX; the others take its figure).
     steps = machine.CPU_DEFAULTS[cpu_class]["compile_min_steps"] + extra_steps
     compiled, why = machine.compile_torch_step(steps, deterministic)
     assert compiled is expected

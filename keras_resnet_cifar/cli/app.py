@@ -52,6 +52,10 @@ class _OutputToClosedPipe:
                 self._gone = True
         return len(text)
 
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
     def flush(self):
         if not self._gone:
             try:
@@ -60,6 +64,8 @@ class _OutputToClosedPipe:
                 self._gone = True
 
     def __getattr__(self, name):
+        if name == "_stream":  # not set yet (a copy): no endless lookup
+            raise AttributeError(name)
         return getattr(self._stream, name)
 
 
@@ -159,7 +165,8 @@ def run(main):
     def wrapped(argv):
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines are noise here
         _handle_termination()
-        sys.stdout = _OutputToClosedPipe(sys.stdout)
+        if sys.stdout is not None:  # None when started with stdout closed (``>&-``)
+            sys.stdout = _OutputToClosedPipe(sys.stdout)
         _exit_now(_outcome(main, argv), stderr_filter)
 
     try:

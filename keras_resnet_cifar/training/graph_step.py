@@ -28,9 +28,9 @@ from keras_resnet_cifar.training import machine, optimizer, torch_graph
 
 
 def unsupported_reason(model, loss, precision):
-    """Why ``model`` cannot train on the compiled step with ``loss`` in ``precision``; None when it can."""
+    """Why ``model`` cannot train on the graph step with ``loss`` in ``precision``; None when it can."""
     if keras.backend.backend() != "torch":
-        return f"the compiled step is for the torch backend, not {keras.backend.backend()}"
+        return f"the graph step is for the torch backend, not {keras.backend.backend()}"
     config = loss.get_config() if isinstance(loss, keras.losses.SparseCategoricalCrossentropy) else {}
     if not (
         config.get("from_logits") and config.get("ignore_class") is None and loss.reduction == "sum_over_batch_size"
@@ -39,7 +39,7 @@ def unsupported_reason(model, loss, precision):
     if precision == "mixed_float16":
         return "loss scaling (mixed_float16) runs on Keras's own step"
     if model.losses:
-        return "the model adds losses of its own (regularisers), which the compiled loss leaves out"
+        return "the model adds losses of its own (regularisers), which the graph's loss leaves out"
     try:
         torch_graph.TorchGraph(model)
     except torch_graph.Unsupported as e:
@@ -56,7 +56,7 @@ class GraphStep(keras.Model):
         if step is None:
             return super().train_step(data)
         if sample_weight is not None:
-            # Keras's own step would drop the decay, which only the compiled loss adds.
+            # Keras's own step would drop the decay, which only the graph's loss adds.
             raise ValueError("the torch graph step takes no sample or class weights: its loss is the batch's mean")
         import torch
 
@@ -148,19 +148,19 @@ def compile_for_training(model, loss, schedule, momentum, weight_decay, precisio
         schedule: the learning rate (a float or a schedule).
         momentum: SGD momentum.
         weight_decay: coupled decay, in the update (``optimizer.sgd``, or the
-            compiled step's backward graph under torch), not as the model's regularisers.
+            graph step's backward under torch), not as the model's regularisers.
         precision: the run's precision (mixed_float16 adds loss scaling).
         xla: ``machine.resolve_xla``'s choice: Keras's ``jit_compile``, or
             under torch the compiled step (else the eager one).
-        log: where a compiled step that cannot run says why (an eager one
-            falls back to Keras's step, also eager, without a word).
+        log: where a model the graph step cannot run says why it trains on
+            Keras's own step.
         **compile_args: for ``model.compile`` (metrics, steps_per_execution).
 
     Returns:
         The compiled model: ``model``, or a ``GraphStep`` of its layers.
     """
     torch_backend = keras.backend.backend() == "torch"
-    graph = torch_backend and _graph_step_possible(model, loss, precision, log if xla else None)
+    graph = torch_backend and _graph_step_possible(model, loss, precision, log)
     if graph:
         model = wrap(model)
     sgd = optimizer.sgd(schedule, momentum, 0 if graph else weight_decay)
@@ -175,8 +175,8 @@ def compile_for_training(model, loss, schedule, momentum, weight_decay, precisio
 
 
 def _graph_step_possible(model, loss, precision, log):
-    """Whether ``model`` can train on the graph step; if not and ``log`` is given, says why in one line."""
+    """Whether ``model`` can train on the graph step; if not, says why in one log line."""
     reason = unsupported_reason(model, loss, precision)
-    if reason and log:
-        log(f"Training on Keras's eager step, not the compiled one: {reason}")
+    if reason:
+        log(f"Training on Keras's own eager step, not the graph step: {reason}")
     return reason is None

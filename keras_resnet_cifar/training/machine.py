@@ -68,7 +68,8 @@ def cpu_class(flags=None):
 #   With AMX (Sapphire Rapids), TensorFlow's oneDNN bfloat16 kernels beat
 #   Keras's eager torch step, but the compiled torch step trained at 2.5x
 #   TensorFlow's rate in mixed_bfloat16 (1,584 against 639 images/s,
-#   2026-12-03) and the eager graph step at 1.93x (1,058 against 550).
+#   2026-12-03; 2.45x, 1,346 against 550, in a later run) and the eager
+#   graph step at 1.92x in that run (1,058 against 550).
 # - bfloat16: the backends whose bfloat16 kernels run in hardware here, which
 #   "auto" trains in mixed_bfloat16. On Zen 4 (AVX512-BF16) the torch backend
 #   trained at 1.59x its float32 rate (680 against 429 images/s) and
@@ -252,7 +253,7 @@ def compile_torch_step(total_steps, deterministic=False, input_kind="tfdata"):
     in a layer the compiled step does not run.
     """
     if input_kind != "tfdata":
-        return False, "the arrays input augments inside the model, which the compiled step does not run"
+        return False, "the arrays input augments inside the model, which the graph step does not run"
     if deterministic:
         return False, "--deterministic trains eagerly: the compiled kernels are not checked to be run-to-run exact"
     if has_gpu():
@@ -264,7 +265,7 @@ def compile_torch_step(total_steps, deterministic=False, input_kind="tfdata"):
 
 
 def step_label(backend, xla):
-    """How a training step runs: XLA or not, and under torch the compiled step or Keras's eager one."""
+    """How a training step runs: XLA or not, and under torch the graph step compiled or eager."""
     if backend == "torch":
         return "compiled step" if xla else "eager step"
     return "XLA" if xla else "no XLA"

@@ -298,7 +298,7 @@ def training_model(build_model, data_format=None, dtype=None):
     Returns:
         A model with the saved model's weights in the same order, so one's
         weights set the other's. Its weight decay belongs in the optimizer
-        (``optimizer.sgd``) or the compiled step.
+        (``optimizer.sgd``) or the graph step.
     """
     data_format = data_format or machine.resolve_data_format(keras.backend.backend())
     return build_model(data_format=data_format, weight_decay=0, dtype=dtype)
