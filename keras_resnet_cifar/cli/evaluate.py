@@ -54,11 +54,12 @@ def main(argv):
     from keras_resnet_cifar.data import sources
     from keras_resnet_cifar.serving import evaluate, loading, runtimes
 
-    if runtimes.find(FLAGS.model) is None and loading.parse_spec(FLAGS.model) is None:
+    export_file = runtimes.find(FLAGS.model)
+    if export_file is None and loading.parse_spec(FLAGS.model) is None:
         if not os.path.exists(FLAGS.model):
             raise app.UsageError(f"--model {FLAGS.model} does not exist")
     # The model before the data: a bad model file fails fast.
-    if runtimes.find(FLAGS.model):
+    if export_file:
         model = runtimes.open_export(FLAGS.model)
         # The export's card names the validation split of the run it came from.
         card = model.card

@@ -154,14 +154,17 @@ def constant_form(model):
     return constant
 
 
+def _logits(model):
+    """The function every format serves: ``pixels`` (any dtype, 0..255) to ``{"logits": ...}``."""
+    return lambda pixels: {"logits": model(tf.cast(pixels, tf.float32), training=False)}
+
+
 def _graph(model, dtype):
     """A SavedModel-ready archive: ``pixels`` of ``dtype`` to ``{"logits": ...}``."""
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
-        "serving_default",
-        lambda pixels: {"logits": model(tf.cast(pixels, tf.float32), training=False)},
-        input_signature=[tf.TensorSpec([None, *_SHAPE], dtype, name="pixels")],
+        "serving_default", _logits(model), input_signature=[tf.TensorSpec([None, *_SHAPE], dtype, name="pixels")]
     )
     return archive
 
@@ -237,7 +240,7 @@ def _quantization(detail):
 def _to_onnx(model):
     import tf2onnx
 
-    function = tf.function(lambda pixels: {"logits": model(tf.cast(pixels, tf.float32), training=False)})
+    function = tf.function(_logits(model))
     proto, _ = tf2onnx.convert.from_function(
         function, input_signature=[tf.TensorSpec([None, *_SHAPE], tf.uint8, name="pixels")], opset=ONNX_OPSET
     )
@@ -279,7 +282,7 @@ def _check_text(check):
 def _versions(fmt):
     from importlib import metadata
 
-    packages = ["ai-edge-litert"] if fmt == "litert" else ["tf2onnx", "onnx", "onnxruntime"]
+    packages = [module.replace("_", "-") for module in runtimes.MODULES[fmt]]
     found = {"keras": keras.__version__, "tensorflow": tf.__version__}
     for package in packages:
         try:

@@ -21,8 +21,9 @@ from keras_resnet_cifar.serving import loading
 FILES = {"litert": "model.tflite", "onnx": "model.onnx"}
 # LiteRT's precisions: float32, float16 weights, full-integer int8 (portable.py).
 QUANTIZE = ("none", "float16", "int8")
-# The modules each format needs, and the extra of setup.py that installs them.
-_MODULES = {"litert": ("ai_edge_litert",), "onnx": ("onnxruntime", "onnx", "tf2onnx")}
+# The modules each format needs (each from the distribution of its name with "-" for "_"), which the
+# extra of setup.py named as the format installs.
+MODULES = {"litert": ("ai_edge_litert",), "onnx": ("onnxruntime", "onnx", "tf2onnx")}
 IMAGE_SHAPE = (32, 32, 3)
 
 
@@ -36,7 +37,7 @@ class ExportFileError(errors.Error):
 
 def require(fmt):
     """Raises ``MissingExtraError`` unless the packages ``fmt`` ("litert" or "onnx") needs are installed."""
-    missing = [m for m in _MODULES[fmt] if importlib.util.find_spec(m) is None]
+    missing = [m for m in MODULES[fmt] if importlib.util.find_spec(m) is None]
     if missing:
         raise MissingExtraError(
             f"the {fmt} format needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not "
