@@ -38,6 +38,29 @@ def _float32_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
+def _run_folder(tmp_path_factory):
+    """pytest's folder for this run, which every xdist worker shares."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # above each worker's own
+    return pathlib.Path(root)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_files_kept_with_the_run(tmp_path_factory):
+    """The temporary files of the tests and of their child processes under pytest's folder for the run.
+
+    pytest deletes all but the last three runs' folders. In the system's
+    temporary folder a run left some 200 files (what killed processes leave,
+    the distributed jobs' lock files), and torch runs compiled into the
+    user's cache. Inductor's cache is the run's, shared by its workers: a
+    graph that several tests compile is compiled once.
+    """
+    os.environ["TMPDIR"] = str(tmp_path_factory.mktemp("tmp"))
+    tempfile.tempdir = None  # found again from TMPDIR
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(_run_folder(tmp_path_factory) / "torchinductor")
+
+
 @contextlib.contextmanager
 def _made_once(tmp_path_factory, name):
     """``(path, todo)``: a folder the whole run shares, and whether this process must fill it.
@@ -45,10 +68,7 @@ def _made_once(tmp_path_factory, name):
     pytest-xdist runs a session fixture once in each worker; the first to
     get here makes it (``todo`` True) while the others wait, then read it.
     """
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # the run's folder, above each worker's own
-    path = pathlib.Path(root) / name
+    path = _run_folder(tmp_path_factory) / name
     with filelock.FileLock(f"{path}.lock"):
         done = pathlib.Path(f"{path}.done")
         todo = not done.exists()

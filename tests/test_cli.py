@@ -148,16 +148,57 @@ def test_an_internal_error_prints_one_line_naming_its_saved_traceback():
     assert f"{app.TRACEBACK_VARIABLE}=1" in line
 
 
-def test_a_reader_that_has_gone_stops_the_output_not_the_work(tmp_path):
-    # ``krc-evaluate ... | head -1``: the pipe closes while the command still prints.
+@pytest.mark.parametrize(
+    "stream, log_level",
+    # stderr with TensorFlow's native lines filtered (level 3: a pipe and a thread) and without (0).
+    [("stdout", "3"), ("stderr", "3"), ("stderr", "0")],
+)
+def test_a_reader_that_has_gone_stops_the_output_not_the_work(stream, log_level, tmp_path):
+    # ``krc-evaluate ... 2>&1 | head -1``: the pipe closes while the command still prints.
     done = tmp_path / "result.json"
-    code = f"def main(argv):\n    for i in range(1000):\n        print('line', i, flush=True)\n    open({str(done)!r}, 'w').write('{{}}')\n"
+    code = (
+        "import sys\n"
+        "def main(argv):\n"
+        f"    for i in range(3000):\n        print('line', i, file=sys.{stream}, flush=True)\n"
+        f"    open({str(done)!r}, 'w').write('{{}}')\n"
+    )
     program = f"from keras_resnet_cifar.cli import app\n{code}\napp.run(main)\n"
-    child = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
-    child.stdout.close()
-    stderr = child.stderr.read().decode()
-    assert child.wait(timeout=120) == 0, stderr
-    assert stderr == "" and done.read_text() == "{}"
+    child = subprocess.Popen(
+        [sys.executable, "-c", program],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": log_level},
+    )
+    closed, other = (child.stdout, child.stderr) if stream == "stdout" else (child.stderr, child.stdout)
+    closed.close()
+    rest = other.read().decode()
+    assert child.wait(timeout=120) == 0, rest
+    assert rest == "" and done.read_text() == "{}"
+
+
+def test_a_command_leaves_none_of_autographs_source_files_behind(tmp_path):
+    # Autograph writes each converted function to a temporary .py file, which only its atexit handler
+    # deleted; the commands end with os._exit.
+    code = (
+        "import sys\n"
+        "import tensorflow as tf\n"
+        "def double_positive(x):\n"
+        "    if x > 0:\n"
+        "        x = x * 2\n"
+        "    return x\n"
+        "def main(argv):\n"
+        "    print([int(x) for x in tf.data.Dataset.range(3).map(double_positive).as_numpy_iterator()])\n"
+        "    print(sorted(name for name in sys.modules if name.startswith('__autograph_generated_file')))\n"
+    )
+    program, temporary = tmp_path / "program.py", tmp_path / "tmp"
+    program.write_text(f"from keras_resnet_cifar.cli import app\n{code}\napp.run(main)\n")  # autograph reads its source
+    temporary.mkdir()
+    result = _run([sys.executable, str(program)], env={"TMPDIR": str(temporary)})
+    assert result.returncode == 0, result.stderr
+    values, converted = result.stdout.splitlines()
+    assert values == "[0, 2, 4]" and converted != "[]"  # the function was converted, to a file there
+    assert list(temporary.iterdir()) == []
 
 
 def test_the_environment_variable_prints_the_whole_traceback():

@@ -257,12 +257,11 @@ def test_the_compile_time_is_told_once_and_kept_out_of_the_epochs_rate(monkeypat
 def test_a_compiled_run_killed_and_resumed_saves_the_stock_model(data_dir, tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     flags = ("--backend=torch", "--precision=float32", "--xla=true", "--seed=5", "--noexport")
-    cache = {"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
     # The whole run, and its directory as a kill three steps into epoch 2 of 3 leaves it.
-    out = trainproc.run(trainproc.cmd(data_dir, whole, *flags), **hook_env(KRC_TEST_COPY_AT=f"step8:{killed}", **cache))
+    out = trainproc.run(trainproc.cmd(data_dir, whole, *flags), **hook_env(KRC_TEST_COPY_AT=f"step8:{killed}"))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "compiled step (--xla=true)" in out.stdout and "traced and compiled in" in out.stdout
-    out = trainproc.run(trainproc.cmd(data_dir, killed, *flags), **hook_env(**cache))
+    out = trainproc.run(trainproc.cmd(data_dir, killed, *flags), **hook_env())
     assert out.returncode == 0, out.stderr[-3000:]
     assert "1 epoch(s) done, going on with epoch 2" in out.stdout
     assert [row["epoch"] for row in trainproc.rows(killed)] == ["0", "1", "2"]

@@ -6,6 +6,7 @@ names the file holding its traceback, or printed whole when
 ``KERAS_RESNET_CIFAR_TRACEBACK=1`` is set.
 """
 
+import contextlib
 import datetime
 import os
 import signal
@@ -33,7 +34,7 @@ class Terminated(KeyboardInterrupt):
 
 
 class _OutputToClosedPipe:
-    """``sys.stdout`` that drops its output once its reader has gone (``| head``), so the command's work goes on.
+    """``sys.stdout`` or ``sys.stderr`` that drops its output once its reader has gone (``| head``), so the work goes on.
 
     Python ignores SIGPIPE and raises ``BrokenPipeError`` at the next write
     instead: a run piped into ``head`` would stop in the middle, before its
@@ -165,8 +166,9 @@ def run(main):
     def wrapped(argv):
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines are noise here
         _handle_termination()
-        if sys.stdout is not None:  # None when started with stdout closed (``>&-``)
-            sys.stdout = _OutputToClosedPipe(sys.stdout)
+        for name in ("stdout", "stderr"):
+            if getattr(sys, name) is not None:  # None when started with it closed (``>&-``)
+                setattr(sys, name, _OutputToClosedPipe(getattr(sys, name)))
         _exit_now(_outcome(main, argv), stderr_filter)
 
     try:
@@ -203,7 +205,23 @@ def _exit_now(code, stderr_filter=None):
     sys.stderr.flush()
     if stderr_filter:
         stderr_filter.close()
+    _remove_autograph_sources()
     os._exit(code or 0)
+
+
+def _remove_autograph_sources():
+    """Deletes the source files TensorFlow's autograph wrote for this process's converted functions.
+
+    Autograph writes each converted function (tf.data maps, Keras's train
+    function) to a temporary ``__autograph_generated_file*.py``, imports it
+    under that name and deletes it in an ``atexit`` handler, which
+    ``os._exit`` skips: every run would leave a handful in the temporary folder.
+    """
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name.startswith("__autograph_generated_file") and path:
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
 def _outcome(main, argv):
