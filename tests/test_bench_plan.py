@@ -48,7 +48,9 @@ def test_the_default_row_is_what_krc_train_picks_here():
     grid = study_cases.train_cases(
         [8], ["A"], [128], ["pipeline", "synthetic"], ["tensorflow", "torch"], ["float32", "mixed_bfloat16"], [False]
     )
-    rows = study_cases.summarize(grid, [[1.0] * len(grid)], ("torch", "mixed_bfloat16", False, "pipeline"))
+    rows = study_cases.summarize(
+        grid, [[study_cases.Timing(1.0, 1.0)] * len(grid)], ("torch", "mixed_bfloat16", False, "pipeline")
+    )
     assert [(r["backend"], r["precision"], r["data"]) for r in rows if r["default"]] == [
         ("torch", "mixed_bfloat16", "pipeline")
     ]

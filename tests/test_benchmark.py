@@ -1,6 +1,7 @@
 """The benchmark tool: it runs, its JSON holds every figure, bad flags are one line."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -67,6 +68,13 @@ def test_tool_writes_every_figure_with_the_peer_and_the_default_marked(tmp_path)
     for row in [*report["train"], *peer["train"]]:
         assert len(row["images_per_sec_rounds"]) == 2 and all(r > 0 for r in row["images_per_sec_rounds"])
         assert row["images_per_sec"] == pytest.approx(sum(row["images_per_sec_rounds"]) / 2)
+        # Beside each rate, its first step's seconds, which hold the compile, in every round.
+        assert len(row["first_step_seconds_rounds"]) == 2 and all(s > 0 for s in row["first_step_seconds_rounds"])
+    # Each compiled torch row, timed beside its eager twin (--xla=off), says from how many steps it pays.
+    compiled = [r for r in report["train"] if r["backend"] == "torch" and r["xla"]]
+    assert all("compile_break_even_steps" in r for r in compiled)
+    assert result.stdout.count("Compiling pays ") == len(compiled) == 2 * len(precisions)
+    assert f"Inductor's cache: {os.environ['TORCHINDUCTOR_CACHE_DIR']} ($TORCHINDUCTOR_CACHE_DIR)" in result.stdout
     best = max(r["images_per_sec"] for r in peer["train"])
     assert first["ratio_to_peer"] == pytest.approx(first["images_per_sec"] / best)
     assert set(peer["inference"]) == {"resnet8A float32", "resnet8A channels_last"}
@@ -77,6 +85,15 @@ def test_tool_writes_every_figure_with_the_peer_and_the_default_marked(tmp_path)
         assert 0 < figures["latency_p50_ms"] <= figures["latency_p99_ms"]
         assert figures["batch_ratio_to_peer"] > 0 and figures["latency_p50_ratio_to_peer"] > 0
     assert "Round 2 of 2" in result.stdout and "Ours as ratios to the peer's best" in result.stdout
+
+
+def test_without_a_cache_named_compiled_steps_start_from_an_empty_one_removed_at_the_end(tmp_path):
+    env = hook_env(KRC_TEST_QUICK_YARDSTICKS=1, TMPDIR=tmp_path)
+    del env["TORCHINDUCTOR_CACHE_DIR"]
+    result = run_tool("benchmark.py", "--notrain", "--noinference", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Inductor's cache: empty at the start (a temporary folder)" in result.stdout
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,8 @@ def test_compiling_varies_under_tensorflow_and_torch_always_times_its_graph_step
 
 def test_medians_and_ratios_to_the_first_row_of_a_group():
     grid = cases.train_cases([20], ["A"], [128], ["pipeline", "synthetic"], ["tensorflow", "jax"], ["float32"], [False])
-    rounds = [[100, 300, 50, 80], [120, 200, 70, 60], [110, 250, 60, 100]]
+    rates = [[100, 300, 50, 80], [120, 200, 70, 60], [110, 250, 60, 100]]
+    rounds = [[cases.Timing(rate, 1.0) for rate in round_] for round_ in rates]
     rows = cases.summarize(grid, rounds, ("jax", "float32", True, "pipeline"))
     assert [r["images_per_sec"] for r in rows] == [110, 250, 60, 80]
     assert [r["images_per_sec_rounds"] for r in rows][1] == [300, 200, 250]
@@ -42,10 +43,23 @@ def test_ratios_to_the_peers_best():
 
 
 def test_medians_of_the_peers_cases_keep_their_fields():
-    rows = cases.with_medians([{"setting": "a"}, {"setting": "b"}], [[1, 10], [3, 30], [2, 20]])
+    rounds = [[cases.Timing(1, 40.0), cases.Timing(10, 0.5)], [cases.Timing(3, 3.0), cases.Timing(30, 0.4)]]
+    rows = cases.with_medians(
+        [{"setting": "a"}, {"setting": "b"}], [*rounds, [cases.Timing(2, 2.5), cases.Timing(20, 0.6)]]
+    )
     assert rows == [
-        {"setting": "a", "images_per_sec": 2, "images_per_sec_rounds": [1, 3, 2]},
-        {"setting": "b", "images_per_sec": 20, "images_per_sec_rounds": [10, 30, 20]},
+        {
+            "setting": "a",
+            "images_per_sec": 2,
+            "images_per_sec_rounds": [1, 3, 2],
+            "first_step_seconds_rounds": [40, 3, 2.5],
+        },
+        {
+            "setting": "b",
+            "images_per_sec": 20,
+            "images_per_sec_rounds": [10, 30, 20],
+            "first_step_seconds_rounds": [0.5, 0.4, 0.6],
+        },
     ]
 
 
@@ -61,10 +75,33 @@ def test_layout_varies_only_under_torch_and_only_auto_is_the_default():
         ("torch", False, "channels_last"),
     ]
     assert "channels_last" in grid[2].label() and "channels" not in grid[1].label()
-    rows = cases.summarize(grid, [[100, 300, 280, 200, 190]], ("torch", "float32", True, "pipeline"))
+    rounds = [[cases.Timing(rate, 1.0) for rate in (100, 300, 280, 200, 190)]]
+    rows = cases.summarize(grid, rounds, ("torch", "float32", True, "pipeline"))
     assert [r["default"] for r in rows] == [False, True, False, False, False]
 
 
 def test_share_of_peak():
     # 500 images/s of 240 MFLOP each is 120 GFLOP/s: 60% of a 200 GFLOP/s machine.
     assert cases.share_of_peak(500, 240, 200) == 0.6
+
+
+def test_compiling_pays_from_the_step_where_its_first_step_is_won_back():
+    grid = cases.train_cases([20], ["A"], [100], ["pipeline", "synthetic"], ["torch"], ["float32"], [False])
+    assert [(c.data, c.xla) for c in grid] == [
+        ("pipeline", True),
+        ("pipeline", False),
+        ("synthetic", True),
+        ("synthetic", False),
+    ]
+    # Compiled 0.1 s a step against 0.2 eager. Round 1's first compiled step of the graph took 41 s (the
+    # synthetic case found it in the cache: 3 s), the eager one's 1 s: 40 s to win back at 0.1 s a step.
+    rounds = [
+        [cases.Timing(1000, 41.0), cases.Timing(500, 1.0), cases.Timing(1000, 3.0), cases.Timing(500, 1.0)],
+        [cases.Timing(1000, 3.0), cases.Timing(500, 1.0), cases.Timing(1000, 3.0), cases.Timing(500, 1.0)],
+    ]
+    rows = cases.summarize(grid, rounds, ("torch", "float32", True, "pipeline"))
+    assert cases.compile_break_even(rows) == {0: 401, 2: 401}
+    # A compiled step that is not faster never pays; a row without its eager twin gets no figure.
+    slow = cases.summarize(grid, [[cases.Timing(500, 41.0), *rounds[0][1:]]], ("torch", "float32", True, "pipeline"))
+    assert cases.compile_break_even(slow) == {0: None, 2: 401}
+    assert cases.compile_break_even(rows[:1] + rows[2:3]) == {}

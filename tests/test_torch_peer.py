@@ -34,7 +34,8 @@ def test_the_peer_option_a_block_adds_our_option_a_shortcut(stage, channels_in, 
 
 @pytest.mark.parametrize("setting", torch_peer.SETTINGS)
 def test_every_setting_trains_and_serves(setting):
-    assert torch_peer.train_images_per_sec(1, setting, batch_size=8, warmup_steps=1, steps=1) > 0
+    timing = torch_peer.train_images_per_sec(1, setting, batch_size=8, warmup_steps=1, steps=1)
+    assert timing.images_per_sec > 0 and timing.first_step_seconds > 0
     figures = torch_peer.inference(1, setting, batch_size=8, repeats=1, latency_repeats=3)
     assert figures["batch_images_per_sec"] > 0 and 0 < figures["latency_p50_ms"] <= figures["latency_p99_ms"]
     with pytest.raises(ValueError, match="setting must be one of"):

@@ -7,16 +7,24 @@ Examples:
     python tools/benchmark.py --backends=torch --peer=torch --peer_compile --rounds=5
 
 Prints a table (each training row with its ratio to the grid's first
-precision and XLA setting for the same depth, batch and data) and writes
-JSON with the machine description.
+precision and XLA setting for the same depth, batch and data, and its first
+step's seconds, which hold the compile) and writes JSON with the machine
+description. Compiled torch steps, ours and the peer's, start from an empty
+Inductor cache (a temporary folder; ``$TORCHINDUCTOR_CACHE_DIR`` where set),
+as a first run does: round 1's first step of each graph compiles it, later
+rounds load it, and where both of our torch steps are timed (``--xla=off``)
+the benchmark says from how many steps compiling pays here.
 """
 
+import contextlib
 import json
+import os
+import tempfile
 
 from absl import flags
 
 from keras_resnet_cifar.cli import app
-from keras_resnet_cifar.training import options
+from keras_resnet_cifar.training import machine, options  # pure Python: no Keras import yet
 
 # Every precision but "auto" (the benchmark names each one it times).
 PRECISIONS = tuple(p for p in options.PRECISIONS if p != "auto")
@@ -113,7 +121,6 @@ def _choices(name, values, allowed):
 
 def main(argv):
     app.reject_extra_args(argv)
-    from keras_resnet_cifar.training import machine  # pure Python: no Keras import yet
 
     backends = list(dict.fromkeys(_choices("backends", FLAGS.backends, options.BACKENDS)))
     default_backend = machine.resolve_backend("auto")
@@ -143,6 +150,24 @@ def main(argv):
     )
     if FLAGS.peer == "torch" and not machine.installed("torch"):
         raise app.UsageError("--peer=torch needs torch: pip install -e '.[torch]'")
+    with _inductor_cache():
+        return _run(plan, default_backend)
+
+
+@contextlib.contextmanager
+def _inductor_cache():
+    """An empty Inductor cache for the run, unless ``$TORCHINDUCTOR_CACHE_DIR`` names one; entered before torch loads."""
+    if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+        print(f"Inductor's cache: {os.environ['TORCHINDUCTOR_CACHE_DIR']} ($TORCHINDUCTOR_CACHE_DIR)")
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="krc-benchmark-inductor-", ignore_cleanup_errors=True) as folder:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder  # for this process's torch and the children's
+        print("Inductor's cache: empty at the start (a temporary folder)")
+        yield
+
+
+def _run(plan, default_backend):
     machine.select_backend("tensorflow")  # this process: pipeline, inference, SavedModel; before Keras loads
     from keras_resnet_cifar.data import sources
     from keras_resnet_cifar.study import bench_plan, torch_peer  # torch itself loads when the peer is timed

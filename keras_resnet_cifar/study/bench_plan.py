@@ -7,6 +7,7 @@ the grid, medians, shares and ratios are ``cases.py``.
 """
 
 import dataclasses
+import statistics
 
 from keras_resnet_cifar.study import benchmark
 from keras_resnet_cifar.study import cases as study_cases
@@ -68,6 +69,12 @@ def spread(measured):
     return f"  ({min(measured):,.0f}-{max(measured):,.0f})" if len(measured) > 1 else ""
 
 
+def first_steps(seconds):
+    """The first step's seconds: round 1's (an empty Inductor cache) and the later rounds' median."""
+    later = f", {statistics.median(seconds[1:]):.2f} s later" if len(seconds) > 1 else ""
+    return f"  first step {seconds[0]:.2f} s{later}"
+
+
 def run(plan, images=None, log=print, default_backend=None):
     """Times what ``plan`` asks for and returns the results (``krc-benchmark --json`` writes them).
 
@@ -109,7 +116,7 @@ def _time_training(plan, result, peers, images, log, default_backend):
             log(f"Round {number} of {plan.rounds}")
         our_rounds.append(benchmark.train_rates(cases, images, plan.warmup_steps, plan.steps))
         if plan.rounds > 1:
-            log("  ours: " + ", ".join(f"{rate:,.0f}" for rate in our_rounds[-1]) + " img/s")
+            log("  ours: " + ", ".join(f"{t.images_per_sec:,.0f}" for t in our_rounds[-1]) + " img/s")
         if peers:  # the peer in the same round as ours: both see the machine in the same state
             peer_rounds.append([_peer_train_rate(case, plan, log) for case in peers])
     log(
@@ -121,8 +128,10 @@ def _time_training(plan, result, peers, images, log, default_backend):
         row["share_of_peak"] = study_cases.share_of_peak(rate, benchmark.train_mflop(case.depth, case.shortcut), peak)
         mark = "  <- tools/train.py default" if row["default"] else ""
         log(
-            f"{case.label():<86} {rate:>8,.0f} {row['ratio']:>6.2f} {row['share_of_peak']:>5.0%}{spread(measured)}{mark}"
+            f"{case.label():<86} {rate:>8,.0f} {row['ratio']:>6.2f} {row['share_of_peak']:>5.0%}{spread(measured)}"
+            f"{first_steps(row['first_step_seconds_rounds'])}{mark}"
         )
+    _log_break_even(result["train"], log)
     if peers:
         result["peer"]["train"] = study_cases.with_medians(peers, peer_rounds)
         for row in result["peer"]["train"]:
@@ -130,20 +139,35 @@ def _time_training(plan, result, peers, images, log, default_backend):
             row["share_of_peak"] = study_cases.share_of_peak(row["images_per_sec"], mflop, peak)
 
 
+def _log_break_even(rows, log):
+    """Says from how many steps each compiled torch row wins back its compile time, beside the table's threshold."""
+    for i, steps in study_cases.compile_break_even(rows).items():
+        row = rows[i]
+        what = f"ResNet{row['depth']}{row['shortcut']} {row['precision']} batch {row['batch_size']} {row['data']}"
+        if row["layout"] != "auto":
+            what += f" {row['layout']}"
+        found = f"from {steps:,} steps" if steps else "never (it is not the faster step)"
+        row["compile_break_even_steps"] = steps
+        log(
+            f"Compiling pays {found} here ({what}; krc-train compiles from "
+            f"{machine.cpu_default('compile_min_steps'):,} on this CPU class)"
+        )
+
+
 def _peer_train_rate(case, plan, log):
     from keras_resnet_cifar.study import torch_peer
 
-    rate = torch_peer.train_images_per_sec(
+    timing = torch_peer.train_images_per_sec(
         (case["depth"] - 2) // 6, case["setting"], case["batch_size"], plan.warmup_steps, plan.steps, case["compile"]
     )
-    log(f"  peer {peer_label(case) + ' train':<56} {rate:>8,.0f}")
-    return rate
+    log(f"  peer {peer_label(case) + ' train':<56} {timing.images_per_sec:>8,.0f}")
+    return timing
 
 
 def _time_imagenet(arch, xla_settings, result, log):
     baseline = None
     for jit in xla_settings:
-        rate = benchmark.imagenet_train_images_per_sec(arch, xla=jit)
+        rate = benchmark.imagenet_train_images_per_sec(arch, xla=jit).images_per_sec
         baseline = baseline or rate
         row = {"arch": arch, "batch_size": 32, "xla": jit, "data": "synthetic", "precision": "float32"}
         result["train"].append(dict(row, images_per_sec=rate, ratio=rate / baseline))
@@ -182,6 +206,7 @@ def _time_peer(plan, result, peers, log):
         share = f" {row['share_of_peak']:>5.0%}" if "share_of_peak" in row else ""
         log(
             f"{peer_label(row) + ' train':<62} {row['images_per_sec']:>8,.0f}{share}{spread(row['images_per_sec_rounds'])}"
+            f"{first_steps(row['first_step_seconds_rounds'])}"
         )
     inference_cases = {(c["depth"], c["setting"], c["compile"]) for c in peers} if plan.inference else set()
     for depth, setting, compiled in sorted(inference_cases):

@@ -1,7 +1,8 @@
 """Speed measurements: training, inference, serving and the input pipeline.
 
-Every figure is a steady-state rate: compilation and the first steps are run
-and thrown away before the clock starts. Rates on shared machines drift, so
+Every rate is a steady-state rate: compilation and the first steps are run
+and thrown away before the clock starts; the first step's seconds, which
+hold the compile, are reported beside it. Rates on shared machines drift, so
 each table row also carries its ratio to a baseline measured in the same run.
 Training is timed under any Keras backend (another backend's cases run in a
 child process, ``train_rates``); the input pipeline, inference and the
@@ -25,7 +26,7 @@ from keras_resnet_cifar import errors
 from keras_resnet_cifar.data import input_pipeline
 from keras_resnet_cifar.models import resnet
 from keras_resnet_cifar.study import serving_speed
-from keras_resnet_cifar.study.cases import TrainCase
+from keras_resnet_cifar.study.cases import Timing, TrainCase
 from keras_resnet_cifar.training import graph_step, machine, run_log, runner
 
 
@@ -44,7 +45,7 @@ def describe_machine():
 
 
 def train_images_per_sec(case, images=None, warmup_steps=5, steps=20):
-    """Training rate of ``case`` in images per second.
+    """Training rate of ``case`` in images per second, and its first step's seconds (a ``Timing``).
 
     Args:
         case: a ``TrainCase``.
@@ -74,7 +75,7 @@ def train_images_per_sec(case, images=None, warmup_steps=5, steps=20):
 
 
 def train_rates(cases, images=None, warmup_steps=5, steps=20):
-    """``train_images_per_sec`` of each case, each under its own backend.
+    """``train_images_per_sec`` (a ``Timing``) of each case, each under its own backend.
 
     Cases of this process's backend run here; each other backend's run in
     one child process (the backend is fixed when Keras is imported).
@@ -101,32 +102,35 @@ def train_rates(cases, images=None, warmup_steps=5, steps=20):
         if result.returncode:
             lines = [line for line in result.stderr.splitlines() if line.strip()] or ["no output"]
             raise RuntimeError(f"timing under {backend} failed: {lines[-1]}")
-        rates.update(zip(mine, json.loads(result.stdout.splitlines()[-1])))
+        rates.update(zip(mine, (Timing(*t) for t in json.loads(result.stdout.splitlines()[-1]))))
     return [rates[i] for i in range(len(cases))]
 
 
 def _fit_rate(model, ds, batch_size, xla, precision, warmup_steps, steps):
-    """Compiles ``model`` as the runner does and returns its steady-state training rate on ``ds``."""
+    """Compiles ``model`` as the runner does; its steady-state training rate on ``ds`` and first step (a ``Timing``)."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model = graph_step.compile_for_training(model, loss, 0.01, 0.9, 1e-4, precision, xla, print)
     timer = _StepTimer(warmup_steps)
     model.fit(ds, epochs=1, steps_per_epoch=warmup_steps + steps, verbose=0, callbacks=[timer], shuffle=False)
-    return steps * batch_size / timer.elapsed()
+    return Timing(steps * batch_size / (timer.end - timer.start), timer.first_step)
 
 
 class _StepTimer(keras.callbacks.Callback):
     def __init__(self, warmup_steps):
         super().__init__()
         self.warmup_steps = warmup_steps
-        self.start = self.end = None
+        self.start = self.end = self.first_step = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 0:
+            self.first_step = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
+        if batch == 0:
+            self.first_step = time.perf_counter() - self.first_step
         if batch == self.warmup_steps - 1:
             self.start = time.perf_counter()
         self.end = time.perf_counter()
-
-    def elapsed(self):
-        return self.end - self.start
 
 
 def pipeline_images_per_sec(images=None, batch_size=128, batches=200):
@@ -230,7 +234,7 @@ def train_mflop(depth, shortcut="A"):
 
 
 def imagenet_train_images_per_sec(arch="resnet50", batch_size=32, xla=False, image_size=224, warmup_steps=2, steps=5):
-    """Training rate of an ImageNet ResNet on one in-memory batch, in images per second."""
+    """Training rate of an ImageNet ResNet on one in-memory batch, in images per second (a ``Timing``)."""
     from keras_resnet_cifar.models import imagenet
 
     model = runner.training_model(
@@ -246,7 +250,7 @@ def imagenet_train_images_per_sec(arch="resnet50", batch_size=32, xla=False, ima
 
 
 def main(argv):
-    """Child process of ``train_rates``: times the cases in argv[1] (JSON), prints their rates."""
+    """Child process of ``train_rates``: times the cases in argv[1] (JSON), prints their ``Timing``s."""
     spec = json.loads(argv[1])
     images = np.load(spec["images"]) if "images" in spec else None
     cases = [TrainCase(**case) for case in spec["cases"]]

@@ -3,11 +3,17 @@
 Pure Python, so that a unit test checks it without timing anything.
 """
 
+import collections
 import dataclasses
 import itertools
+import math
 import statistics
 
 from keras_resnet_cifar.training import machine  # pure Python too
+
+# One timing of a training case: its steady rate, and its first step's
+# seconds (building the step, tracing and compiling it included).
+Timing = collections.namedtuple("Timing", "images_per_sec first_step_seconds")
 
 
 @dataclasses.dataclass
@@ -55,13 +61,13 @@ def summarize(cases, rounds, default):
 
     Args:
         cases: ``TrainCase`` list.
-        rounds: one list of images/s per round, each in ``cases`` order.
+        rounds: one list of ``Timing`` per round, each in ``cases`` order.
         default: ``(backend, precision, xla, data)`` that ``krc-train`` uses here.
 
     Returns:
-        Dicts with the case's fields, ``images_per_sec`` (median),
-        ``images_per_sec_rounds``, ``ratio`` (to the first case of the same
-        depth, shortcut, batch size and data) and ``default``.
+        Dicts with the case's fields, ``with_medians``' figures, ``ratio``
+        (to the first case of the same depth, shortcut, batch size and
+        data) and ``default``.
     """
     rows, baselines = with_medians([vars(case) for case in cases], rounds), {}
     for case, row in zip(cases, rows):
@@ -73,16 +79,64 @@ def summarize(cases, rounds, default):
 
 
 def with_medians(items, rounds):
-    """Each item (a dict) with ``images_per_sec``, the median of its rounds, and ``images_per_sec_rounds``.
+    """Each item (a dict) with ``images_per_sec``, the median of its rounds, and each round's figures.
 
     Args:
         items: one dict per timed case.
-        rounds: one list of images/s per round, each in ``items`` order.
+        rounds: one list of ``Timing`` per round, each in ``items`` order.
+
+    Returns:
+        The items with ``images_per_sec``, ``images_per_sec_rounds`` and
+        ``first_step_seconds_rounds``.
     """
     return [
-        {**item, "images_per_sec": statistics.median(measured), "images_per_sec_rounds": list(measured)}
-        for item, measured in zip(items, zip(*rounds))
+        {
+            **item,
+            "images_per_sec": statistics.median(t.images_per_sec for t in timings),
+            "images_per_sec_rounds": [t.images_per_sec for t in timings],
+            "first_step_seconds_rounds": [t.first_step_seconds for t in timings],
+        }
+        for item, timings in zip(items, zip(*rounds))
     ]
+
+
+def compile_break_even(rows):
+    """The steps from which each compiled torch row wins back its compile time over its eager twin.
+
+    A run of N steps takes ``first_c + (N - 1) * step_c`` compiled and
+    ``first_e + (N - 1) * step_e`` eagerly (each first step with its
+    tracing, and compiling), so compiling pays from
+    ``N = 1 + (first_c - first_e) / (step_e - step_c)``. ``first_c`` is the
+    slowest first step of round 1 among the compiled rows of the same graph
+    (depth, shortcut, precision, batch, layout): the benchmark starts from an
+    empty Inductor cache and the graph's first row fills it. ``first_e`` is
+    the twin's (the eager row of the same case) in round 1.
+
+    Args:
+        rows: ``summarize``'s rows.
+
+    Returns:
+        ``{index of a compiled row: steps}``, for the rows with an eager
+        twin; None where the compiled step is not the faster.
+    """
+
+    def graph(row):
+        return row["depth"], row["shortcut"], row["precision"], row["batch_size"], row["layout"]
+
+    torch_rows = [(i, row) for i, row in enumerate(rows) if row["backend"] == "torch"]
+    first_compiled = {}
+    for _, row in torch_rows:
+        if row["xla"]:
+            first_compiled[graph(row)] = max(first_compiled.get(graph(row), 0.0), row["first_step_seconds_rounds"][0])
+    steps = {}
+    for i, row in torch_rows:
+        twins = [e for _, e in torch_rows if not e["xla"] and (graph(e), e["data"]) == (graph(row), row["data"])]
+        if not row["xla"] or not twins:
+            continue
+        step_c, step_e = (row["batch_size"] / r["images_per_sec"] for r in (row, twins[0]))
+        cost = first_compiled[graph(row)] - twins[0]["first_step_seconds_rounds"][0]
+        steps[i] = math.ceil(1 + max(cost, 0.0) / (step_e - step_c)) if step_e > step_c else None
+    return steps
 
 
 def share_of_peak(images_per_sec, mflop_per_image, peak_gflops):

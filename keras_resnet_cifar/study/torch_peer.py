@@ -21,6 +21,7 @@ import numpy as np
 
 from keras_resnet_cifar import errors
 from keras_resnet_cifar.models.resnet import CIFAR10_MEAN, CIFAR10_STD
+from keras_resnet_cifar.study import cases
 
 SETTINGS = ("float32", "channels_last", "bfloat16", "channels_last+bfloat16")
 
@@ -121,7 +122,12 @@ def _batch(batch_size, seed=0):
 
 
 def train_images_per_sec(n=3, setting="float32", batch_size=128, warmup_steps=5, steps=20, compile_model=False):
-    """Steady-state training rate of the peer on one in-memory batch (as our "synthetic" data)."""
+    """Steady-state training rate of the peer on one in-memory batch (as our "synthetic" data).
+
+    Returns:
+        A ``cases.Timing``: the rate, and the first step's seconds (under
+        ``torch.compile``, tracing and compiling the forward and backward).
+    """
     import torch
 
     net = prepare(build(n), setting, compile_model)
@@ -136,12 +142,15 @@ def train_images_per_sec(n=3, setting="float32", batch_size=128, warmup_steps=5,
         loss.backward()
         optimizer.step()
 
-    for _ in range(warmup_steps):
+    start = time.perf_counter()
+    step()
+    first_step = time.perf_counter() - start
+    for _ in range(warmup_steps - 1):
         step()
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    return steps * batch_size / (time.perf_counter() - start)
+    return cases.Timing(steps * batch_size / (time.perf_counter() - start), first_step)
 
 
 def inference(n=3, setting="float32", batch_size=128, compile_model=False, repeats=20, latency_repeats=200):
