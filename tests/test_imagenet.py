@@ -1,6 +1,7 @@
 """ImageNet ResNets: exact sizes, layout, preprocessing, and a tiny run end to end."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -251,7 +252,10 @@ def test_a_killed_imagenet_run_refuses_other_settings_and_resumes_at_its_step(tm
     config = imagenet_train.ImageNetConfig.of(model_dir=str(tmp_path / "killed"), **settings)
     with pytest.raises(errors.TrainingError, match="holds an unfinished run with label_smoothing=0.0, not 0.1"):
         imagenet_train.train_imagenet(config, log=lambda _: None)
-    resumed = subprocess.run(cmd(tmp_path / "killed"), capture_output=True, text=True, timeout=600)
+    # A shell's KERAS_BACKEND (krc-train's torch) does not reach the ImageNet command, which trains and
+    # exports under TensorFlow: the resume ends on the whole run's weights.
+    env = dict(os.environ, KERAS_BACKEND="torch")
+    resumed = subprocess.run(cmd(tmp_path / "killed"), capture_output=True, text=True, timeout=600, env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "1 epoch(s) done, going on with epoch 2" in resumed.stdout
     # The same images in the same order from the resumed step on: the same weights.

@@ -7,7 +7,8 @@ Examples:
 
 --data_dir is an image folder (<dir>/train/<wnid>/*.JPEG, <dir>/val/<wnid>/*.JPEG)
 or a tensorflow-datasets directory holding (or, with --manual_dir, preparing)
-imagenet2012. Re-running the same command after an interruption resumes.
+imagenet2012. Re-running the same command after an interruption resumes. It
+trains under the TensorFlow backend, which its export needs.
 """
 
 import os
@@ -15,7 +16,7 @@ import os
 from absl import flags
 
 from keras_resnet_cifar.cli import app
-from keras_resnet_cifar.training import options
+from keras_resnet_cifar.training import machine, options
 
 # Every flag from the one option schema (``training/options.py``, pure Python).
 app.define_run_flags(options.IMAGENET_RUN_DEFAULTS)
@@ -30,6 +31,9 @@ def main(argv):
         values[key] = values[key] and os.path.expanduser(values[key])
     config = options.ImageNetConfig.of(**values)
     options.check(config)  # before TensorFlow and Keras load: a usage error is quick
+    # Its export (the JPEG decoding signature) runs in this process: TensorFlow, whatever
+    # KERAS_BACKEND a shell set for krc-train.
+    machine.select_backend("tensorflow")
     from keras_resnet_cifar.training import imagenet_train
 
     imagenet_train.train_imagenet(config, log=lambda line: print(line, flush=True))

@@ -117,10 +117,14 @@ def _run_held(options, make_task, log, cluster):
 
         tf.config.experimental.enable_op_determinism()
     task = make_task()
-    if backend != "tensorflow" and (options.strategy == "mirrored" or task.export_options):
+    if backend != "tensorflow" and options.strategy == "mirrored":
         raise TrainingError(
-            f"{'--strategy=mirrored' if options.strategy == 'mirrored' else 'this task'} needs the "
-            f"tensorflow backend, not {backend}: pass --backend=tensorflow"
+            f"--strategy=mirrored needs the tensorflow backend, not {backend}: pass --backend=tensorflow"
+        )
+    if backend != "tensorflow" and task.export_options:  # krc-train-imagenet's task, called from Python
+        raise TrainingError(
+            f"this task exports in the training process, which needs the tensorflow backend, not {backend}: "
+            "set KERAS_BACKEND=tensorflow before Keras is imported"
         )
     inputs.check_input(input_kind, task, cluster)
     precision = machine.resolve_precision(options.precision, backend)
