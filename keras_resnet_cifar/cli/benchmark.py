@@ -11,7 +11,8 @@ precision and XLA setting for the same depth, batch and data, and its first
 step's seconds, which hold the compile) and writes JSON with the machine
 description. Compiled torch steps, ours and the peer's, start from an empty
 Inductor cache (a temporary folder; ``$TORCHINDUCTOR_CACHE_DIR`` where set),
-as a first run does: round 1's first step of each graph compiles it, later
+as a first run does: round 1's first step of each graph compiles it (kernels
+of the same source that an earlier graph compiled are reused), later
 rounds load it, and where both of our torch steps are timed (``--xla=off``)
 the benchmark says from how many steps compiling pays here.
 """
