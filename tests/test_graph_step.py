@@ -33,9 +33,9 @@ GRAPH = textwrap.dedent(
                 # Moving statistics: what Keras's training call left against what the graph left.
                 moved = max(float(np.abs(a - b).max()) for a, b in zip(stock.get_weights(), graphed.get_weights()))
                 rows.append([dtype, data_format, json.dumps(variant), float(np.abs(expected - got).max()), moved])
-    # The ImageNet networks (7x7 stem, max pooling, basic and bottleneck blocks), as the benchmark's
-    # --imagenet_archs trains them under torch (krc-train-imagenet trains under TensorFlow), in float32:
-    # bfloat16 rounding grows over 50 layers of batch statistics.
+    # The ImageNet networks' layers too (7x7 stem, max pooling, basic and bottleneck blocks), for a Python
+    # caller training them under torch (krc-train-imagenet trains under TensorFlow), in float32: bfloat16
+    # rounding grows over 50 layers of batch statistics.
     from keras_resnet_cifar.models import imagenet
 
     large = np.random.RandomState(1).uniform(0, 255, (4, 64, 64, 3)).astype("float32")

@@ -34,12 +34,12 @@ def test_the_peer_option_a_block_adds_our_option_a_shortcut(stage, channels_in, 
 
 @pytest.mark.parametrize("setting", torch_peer.SETTINGS)
 def test_every_setting_trains_and_serves(setting):
-    timing = torch_peer.train_images_per_sec(1, setting, batch_size=8, warmup_steps=1, steps=1)
+    timing = torch_peer.train_timing(1, setting, batch_size=8, warmup_steps=1, steps=1)
     assert timing.images_per_sec > 0 and timing.first_step_seconds > 0
     figures = torch_peer.inference(1, setting, batch_size=8, repeats=1, latency_repeats=3)
     assert figures["batch_images_per_sec"] > 0 and 0 < figures["latency_p50_ms"] <= figures["latency_p99_ms"]
     with pytest.raises(ValueError, match="setting must be one of"):
-        torch_peer.train_images_per_sec(1, "float16", batch_size=8, warmup_steps=0, steps=1)
+        torch_peer.train_timing(1, "float16", batch_size=8, warmup_steps=0, steps=1)
 
 
 def test_each_compiled_timing_starts_with_a_fresh_dynamo_cache(monkeypatch):

@@ -9,18 +9,16 @@ Examples:
 Prints a table (each training row with its ratio to the grid's first
 precision and XLA setting for the same depth, batch and data, and its first
 step's seconds, which hold the compile) and writes JSON with the machine
-description. Compiled torch steps, ours and the peer's, start from an empty
-Inductor cache (a temporary folder; ``$TORCHINDUCTOR_CACHE_DIR`` where set),
+description. Where torch is timed, compiled steps, ours and the peer's, start
+from an empty Inductor cache (a temporary folder; ``$TORCHINDUCTOR_CACHE_DIR`` where set),
 as a first run does: round 1's first step of each graph compiles it (kernels
 of the same source that an earlier graph compiled are reused), later
 rounds load it, and where both of our torch steps are timed (``--xla=off``)
 the benchmark says from how many steps compiling pays here.
 """
 
-import contextlib
 import json
 import os
-import tempfile
 
 from absl import flags
 
@@ -151,24 +149,15 @@ def main(argv):
     )
     if FLAGS.peer == "torch" and not machine.installed("torch"):
         raise app.UsageError("--peer=torch needs torch: pip install -e '.[torch]'")
-    with _inductor_cache():
-        return _run(plan, default_backend)
+    if "torch" not in backends and FLAGS.peer != "torch":
+        return _run(plan, default_backend, empty_cache=None)
+    with machine.benchmark_inductor_cache() as empty_cache:
+        named = f"{os.environ['TORCHINDUCTOR_CACHE_DIR']} ($TORCHINDUCTOR_CACHE_DIR)"
+        print(f"Inductor's cache: {'empty at the start (a temporary folder)' if empty_cache else named}")
+        return _run(plan, default_backend, empty_cache)
 
 
-@contextlib.contextmanager
-def _inductor_cache():
-    """An empty Inductor cache for the run, unless ``$TORCHINDUCTOR_CACHE_DIR`` names one; entered before torch loads."""
-    if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
-        print(f"Inductor's cache: {os.environ['TORCHINDUCTOR_CACHE_DIR']} ($TORCHINDUCTOR_CACHE_DIR)")
-        yield
-        return
-    with tempfile.TemporaryDirectory(prefix="krc-benchmark-inductor-", ignore_cleanup_errors=True) as folder:
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder  # for this process's torch and the children's
-        print("Inductor's cache: empty at the start (a temporary folder)")
-        yield
-
-
-def _run(plan, default_backend):
+def _run(plan, default_backend, empty_cache):
     machine.select_backend("tensorflow")  # this process: pipeline, inference, SavedModel; before Keras loads
     from keras_resnet_cifar.data import sources
     from keras_resnet_cifar.study import bench_plan, torch_peer  # torch itself loads when the peer is timed
@@ -177,7 +166,9 @@ def _run(plan, default_backend):
         plan["peer_settings"] = tuple(_choices("peer_settings", FLAGS.peer_settings, torch_peer.SETTINGS))
     plan = bench_plan.Plan(**plan)
     images = sources.load_dataset("cifar10", FLAGS.data_dir).train_images if FLAGS.data_dir else None
-    result = bench_plan.run(plan, images, log=lambda line: print(line, flush=True), default_backend=default_backend)
+    result = bench_plan.run(
+        plan, images, log=lambda line: print(line, flush=True), default_backend=default_backend, empty_cache=empty_cache
+    )
     if FLAGS.json:
         from keras_resnet_cifar import files
 

@@ -70,12 +70,12 @@ def spread(measured):
 
 
 def first_steps(seconds):
-    """The first step's seconds: round 1's (an empty Inductor cache) and the later rounds' median."""
+    """The first step's seconds: round 1's (where a compiled step compiles) and the later rounds' median."""
     later = f", {statistics.median(seconds[1:]):.2f} s later" if len(seconds) > 1 else ""
     return f"  first step {seconds[0]:.2f} s{later}"
 
 
-def run(plan, images=None, log=print, default_backend=None):
+def run(plan, images=None, log=print, default_backend=None, empty_cache=True):
     """Times what ``plan`` asks for and returns the results (``krc-benchmark --json`` writes them).
 
     Args:
@@ -83,6 +83,9 @@ def run(plan, images=None, log=print, default_backend=None):
         images: uint8 training images for the pipeline; None: random pixels.
         log: where each result line goes as it is measured.
         default_backend: the backend ``krc-train`` picks here (its row is marked).
+        empty_cache: whether Inductor's cache started empty
+            (``machine.benchmark_inductor_cache``); if not, round 1's first
+            compiled steps may be loads, and the break-even says so.
     """
     result = {"machine": benchmark.describe_machine(), "train": [], "inference": {}}
     log("Machine: " + ", ".join(f"{k} {v}" for k, v in result["machine"].items()))
@@ -94,7 +97,7 @@ def run(plan, images=None, log=print, default_backend=None):
     if plan.peer:
         result["peer"] = {"train": [], "inference": {}}
     if plan.train:
-        _time_training(plan, result, peers, images, log, default_backend or plan.backends[-1])
+        _time_training(plan, result, peers, images, log, default_backend or plan.backends[-1], empty_cache)
     for arch in plan.imagenet_archs:
         _time_imagenet(arch, plan.xla, result, log)
     if plan.inference:
@@ -104,7 +107,7 @@ def run(plan, images=None, log=print, default_backend=None):
     return result
 
 
-def _time_training(plan, result, peers, images, log, default_backend):
+def _time_training(plan, result, peers, images, log, default_backend, empty_cache):
     peak = result["peak_gflops"]
     cases = study_cases.train_cases(
         plan.depths, plan.shortcuts, plan.batch_sizes, plan.data, plan.backends, plan.precisions, plan.xla, plan.layouts
@@ -114,11 +117,11 @@ def _time_training(plan, result, peers, images, log, default_backend):
     for number in range(1, plan.rounds + 1):
         if plan.rounds > 1:
             log(f"Round {number} of {plan.rounds}")
-        our_rounds.append(benchmark.train_rates(cases, images, plan.warmup_steps, plan.steps))
+        our_rounds.append(benchmark.train_timings(cases, images, plan.warmup_steps, plan.steps))
         if plan.rounds > 1:
             log("  ours: " + ", ".join(f"{t.images_per_sec:,.0f}" for t in our_rounds[-1]) + " img/s")
         if peers:  # the peer in the same round as ours: both see the machine in the same state
-            peer_rounds.append([_peer_train_rate(case, plan, log) for case in peers])
+            peer_rounds.append([_peer_train_timing(case, plan, log) for case in peers])
     log(
         f"{'training (ratio: to the first row of its depth, batch and data)':<86} {'img/s':>8} {'ratio':>6} {'peak':>5}"
     )
@@ -131,7 +134,14 @@ def _time_training(plan, result, peers, images, log, default_backend):
             f"{case.label():<86} {rate:>8,.0f} {row['ratio']:>6.2f} {row['share_of_peak']:>5.0%}{spread(measured)}"
             f"{first_steps(row['first_step_seconds_rounds'])}{mark}"
         )
-    _log_break_even(result["train"], log)
+    for i, steps in study_cases.compile_break_even(result["train"]).items():
+        result["train"][i]["compile_break_even_steps"] = steps
+        found = f"Compiling pays from {steps:,} steps here" if steps else "Compiling never pays here (not faster)"
+        log(
+            f"{found} ({cases[i].label()}; krc-train compiles from "
+            f"{machine.cpu_default('compile_min_steps'):,} on this CPU class)"
+            + ("" if empty_cache else "; from a named Inductor cache, which may have held the graph: too few steps")
+        )
     if peers:
         result["peer"]["train"] = study_cases.with_medians(peers, peer_rounds)
         for row in result["peer"]["train"]:
@@ -139,25 +149,10 @@ def _time_training(plan, result, peers, images, log, default_backend):
             row["share_of_peak"] = study_cases.share_of_peak(row["images_per_sec"], mflop, peak)
 
 
-def _log_break_even(rows, log):
-    """Says from how many steps each compiled torch row wins back its compile time, beside the table's threshold."""
-    for i, steps in study_cases.compile_break_even(rows).items():
-        row = rows[i]
-        what = f"ResNet{row['depth']}{row['shortcut']} {row['precision']} batch {row['batch_size']} {row['data']}"
-        if row["layout"] != "auto":
-            what += f" {row['layout']}"
-        found = f"from {steps:,} steps" if steps else "never (it is not the faster step)"
-        row["compile_break_even_steps"] = steps
-        log(
-            f"Compiling pays {found} here ({what}; krc-train compiles from "
-            f"{machine.cpu_default('compile_min_steps'):,} on this CPU class)"
-        )
-
-
-def _peer_train_rate(case, plan, log):
+def _peer_train_timing(case, plan, log):
     from keras_resnet_cifar.study import torch_peer
 
-    timing = torch_peer.train_images_per_sec(
+    timing = torch_peer.train_timing(
         (case["depth"] - 2) // 6, case["setting"], case["batch_size"], plan.warmup_steps, plan.steps, case["compile"]
     )
     log(f"  peer {peer_label(case) + ' train':<56} {timing.images_per_sec:>8,.0f}")
@@ -167,7 +162,7 @@ def _peer_train_rate(case, plan, log):
 def _time_imagenet(arch, xla_settings, result, log):
     baseline = None
     for jit in xla_settings:
-        rate = benchmark.imagenet_train_images_per_sec(arch, xla=jit).images_per_sec
+        rate = benchmark.imagenet_train_timing(arch, xla=jit).images_per_sec
         baseline = baseline or rate
         row = {"arch": arch, "batch_size": 32, "xla": jit, "data": "synthetic", "precision": "float32"}
         result["train"].append(dict(row, images_per_sec=rate, ratio=rate / baseline))

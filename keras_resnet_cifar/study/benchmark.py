@@ -5,7 +5,7 @@ and thrown away before the clock starts; the first step's seconds, which
 hold the compile, are reported beside it. Rates on shared machines drift, so
 each table row also carries its ratio to a baseline measured in the same run.
 Training is timed under any Keras backend (another backend's cases run in a
-child process, ``train_rates``); the input pipeline, inference and the
+child process, ``train_timings``); the input pipeline, inference and the
 SavedModel are TensorFlow's.
 """
 
@@ -44,7 +44,7 @@ def describe_machine():
     }
 
 
-def train_images_per_sec(case, images=None, warmup_steps=5, steps=20):
+def train_timing(case, images=None, warmup_steps=5, steps=20):
     """Training rate of ``case`` in images per second, and its first step's seconds (a ``Timing``).
 
     Args:
@@ -71,22 +71,22 @@ def train_images_per_sec(case, images=None, warmup_steps=5, steps=20):
     else:
         batch = (images[: case.batch_size], labels[: case.batch_size])
         ds = tf.data.Dataset.from_tensors(batch).repeat()
-    return _fit_rate(model, machine.input_threads(ds), case.batch_size, case.xla, case.precision, warmup_steps, steps)
+    return _fit_timing(model, machine.input_threads(ds), case.batch_size, case.xla, case.precision, warmup_steps, steps)
 
 
-def train_rates(cases, images=None, warmup_steps=5, steps=20):
-    """``train_images_per_sec`` (a ``Timing``) of each case, each under its own backend.
+def train_timings(cases, images=None, warmup_steps=5, steps=20):
+    """``train_timing`` (a ``Timing``) of each case, each under its own backend.
 
     Cases of this process's backend run here; each other backend's run in
     one child process (the backend is fixed when Keras is imported).
     """
-    rates = {}
+    timings = {}
     here = keras.backend.backend()
     for backend in dict.fromkeys(case.backend for case in cases):
         mine = [i for i, case in enumerate(cases) if case.backend == backend]
         if backend == here:
             for i in mine:
-                rates[i] = train_images_per_sec(cases[i], images, warmup_steps, steps)
+                timings[i] = train_timing(cases[i], images, warmup_steps, steps)
             continue
         with tempfile.TemporaryDirectory() as tmp:
             spec = {"cases": [vars(cases[i]) for i in mine], "warmup_steps": warmup_steps, "steps": steps}
@@ -102,11 +102,11 @@ def train_rates(cases, images=None, warmup_steps=5, steps=20):
         if result.returncode:
             lines = [line for line in result.stderr.splitlines() if line.strip()] or ["no output"]
             raise RuntimeError(f"timing under {backend} failed: {lines[-1]}")
-        rates.update(zip(mine, (Timing(*t) for t in json.loads(result.stdout.splitlines()[-1]))))
-    return [rates[i] for i in range(len(cases))]
+        timings.update(zip(mine, (Timing(*t) for t in json.loads(result.stdout.splitlines()[-1]))))
+    return [timings[i] for i in range(len(cases))]
 
 
-def _fit_rate(model, ds, batch_size, xla, precision, warmup_steps, steps):
+def _fit_timing(model, ds, batch_size, xla, precision, warmup_steps, steps):
     """Compiles ``model`` as the runner does; its steady-state training rate on ``ds`` and first step (a ``Timing``)."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model = graph_step.compile_for_training(model, loss, 0.01, 0.9, 1e-4, precision, xla, print)
@@ -233,7 +233,7 @@ def train_mflop(depth, shortcut="A"):
     return 3 * forward_mflop(depth, shortcut)
 
 
-def imagenet_train_images_per_sec(arch="resnet50", batch_size=32, xla=False, image_size=224, warmup_steps=2, steps=5):
+def imagenet_train_timing(arch="resnet50", batch_size=32, xla=False, image_size=224, warmup_steps=2, steps=5):
     """Training rate of an ImageNet ResNet on one in-memory batch, in images per second (a ``Timing``)."""
     from keras_resnet_cifar.models import imagenet
 
@@ -246,16 +246,16 @@ def imagenet_train_images_per_sec(arch="resnet50", batch_size=32, xla=False, ima
         rng.integers(0, 1000, batch_size),
     )
     data = tf.data.Dataset.from_tensors(batch).repeat()
-    return _fit_rate(model, data, batch_size, xla, "float32", warmup_steps, steps)
+    return _fit_timing(model, data, batch_size, xla, "float32", warmup_steps, steps)
 
 
 def main(argv):
-    """Child process of ``train_rates``: times the cases in argv[1] (JSON), prints their ``Timing``s."""
+    """Child process of ``train_timings``: times the cases in argv[1] (JSON), prints their ``Timing``s."""
     spec = json.loads(argv[1])
     images = np.load(spec["images"]) if "images" in spec else None
     cases = [TrainCase(**case) for case in spec["cases"]]
-    rates = [train_images_per_sec(case, images, spec["warmup_steps"], spec["steps"]) for case in cases]
-    print(json.dumps(rates))
+    timings = [train_timing(case, images, spec["warmup_steps"], spec["steps"]) for case in cases]
+    print(json.dumps(timings))
     return 0
 
 

@@ -12,7 +12,8 @@ import statistics
 from keras_resnet_cifar.training import machine  # pure Python too
 
 # One timing of a training case: its steady rate, and its first step's
-# seconds (building the step, tracing and compiling it included).
+# seconds (building the step, tracing and compiling it included; under
+# TensorFlow also the input pipeline's start, which runs inside the step).
 Timing = collections.namedtuple("Timing", "images_per_sec first_step_seconds")
 
 

@@ -121,8 +121,10 @@ def _batch(batch_size, seed=0):
     return images, labels
 
 
-def train_images_per_sec(n=3, setting="float32", batch_size=128, warmup_steps=5, steps=20, compile_model=False):
+def train_timing(n=3, setting="float32", batch_size=128, warmup_steps=5, steps=20, compile_model=False):
     """Steady-state training rate of the peer on one in-memory batch (as our "synthetic" data).
+
+    The first step, timed apart, is one of the ``warmup_steps`` (at least one runs).
 
     Returns:
         A ``cases.Timing``: the rate, and the first step's seconds (under

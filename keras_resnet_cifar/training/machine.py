@@ -7,10 +7,12 @@ imports Keras), and training under JAX runs where TensorFlow is absent. The
 few decisions that are TensorFlow's own import it when they are asked.
 """
 
+import contextlib
 import ctypes
 import importlib.util
 import os
 import sys
+import tempfile
 
 from keras_resnet_cifar import errors
 from keras_resnet_cifar.training import options
@@ -154,9 +156,8 @@ def select_backend(backend, num_processes=1):
     if keras is not None and keras.backend.backend() != name:
         raise errors.ArgumentError(f"Keras is already imported with the {keras.backend.backend()} backend, not {name}")
     os.environ["KERAS_BACKEND"] = name
-    # For torch code in this process and its children (the benchmark's peer
-    # too), before torch is imported: importing it sets Inductor's own
-    # default, a /tmp folder.
+    # For torch code in this process and its children, before torch is
+    # imported: importing it sets Inductor's own default, a /tmp folder.
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", inductor_cache_dir())
     return name
 
@@ -170,6 +171,28 @@ def inductor_cache_dir():
     """
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "keras-resnet-cifar", "torchinductor")
+
+
+@contextlib.contextmanager
+def benchmark_inductor_cache():
+    """Inductor's cache for a benchmark: an empty temporary folder, unless ``$TORCHINDUCTOR_CACHE_DIR`` names one.
+
+    Enter it before torch is imported (this process's torch and its
+    children read the variable); the folder and the variable go at the end.
+
+    Yields:
+        True for the empty folder (round 1's first compiled steps compile);
+        False for the named cache, which may hold the graphs already.
+    """
+    if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+        yield False
+        return
+    with tempfile.TemporaryDirectory(prefix="krc-benchmark-inductor-", ignore_cleanup_errors=True) as folder:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+        try:
+            yield True
+        finally:
+            del os.environ["TORCHINDUCTOR_CACHE_DIR"]
 
 
 def resolve_data_format(backend):
