@@ -6,7 +6,7 @@ the weights outside the momentum), so the builders express the paper's decay
 as L2 regularisers instead. Those add a term per weight to the loss and its
 backward pass; adding ``wd * w`` to the gradients is the same update at a
 fraction of the cost, and leaves the logged loss the plain cross-entropy.
-The torch graph step (compiled or eager) adds it in its backward
+The torch graph step (compiled or eager) adds it to its gradients itself
 (``graph_step.enable``) and takes the plain SGD of ``sgd(..., 0)``.
 """
 
