@@ -233,8 +233,13 @@ def zoo_file(tmp_path_factory):
     [
         (["--format=litert", "--quantize=int8"], None, 2, "error: --quantize=int8 calibrates on training images"),
         (["--format=tflite"], None, 2, "error: flag --format=tflite: value should be one of"),
-        (["--format=onnx", "--quantize=int8"], None, 2, "error: --quantize is for --format=litert"),
-        (["--quantize=float16"], None, 2, "error: --quantize is for --format=litert"),
+        (["--format=onnx", "--quantize=int8"], None, 2, "error: --quantize=int8: only the litert format is quantized"),
+        (
+            ["--quantize=float16"],
+            None,
+            2,
+            "error: --quantize=float16: only the litert format is quantized; a SavedModel",
+        ),
         (["--format=litert", "--seed=3"], None, 2, "error: --seed: only --quantize=int8 calibrates on training images"),
         (["--format=onnx", "--nowarmup"], None, 2, "error: --warmup is for --format=saved_model"),
         (
@@ -266,6 +271,11 @@ def test_a_foreign_model_and_an_existing_version_are_refused_and_leave_things_as
         portable.export_file(sequential, "litert", str(tmp_path))
     assert os.listdir(tmp_path) == []
     model = krc.resnet_cifar(n=1)
+    # krc-export's rule, from the API too: only LiteRT is quantized.
+    for fmt, quantize in (("onnx", "int8"), ("litert", "int4")):
+        with pytest.raises(ExportError, match=f"^quantize='{quantize}': "):
+            portable.export_file(model, fmt, str(tmp_path), quantize=quantize, calibration=_pixels(8))
+    assert os.listdir(tmp_path) == []
     first = portable.export_file(model, "onnx", str(tmp_path), version=1)
     before = {name: os.path.getmtime(os.path.join(first, name)) for name in os.listdir(first)}
     with pytest.raises(ExportError, match="exists: exported versions are never overwritten"):

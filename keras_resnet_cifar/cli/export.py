@@ -17,6 +17,7 @@ import os
 from absl import flags
 
 from keras_resnet_cifar.cli import app
+from keras_resnet_cifar.serving import runtimes
 from keras_resnet_cifar.serving.runtimes import FILES, QUANTIZE
 
 flags.DEFINE_string(
@@ -64,9 +65,9 @@ def main(argv):
         raise app.UsageError("give exactly one of --model or --model_dir")
     if not FLAGS.export_base:
         raise app.UsageError("--export_base is required")
-    if FLAGS.format != "litert" and FLAGS.quantize != "none":
-        exported = "a SavedModel" if FLAGS.format == "saved_model" else "ONNX"
-        raise app.UsageError(f"--quantize is for --format=litert; {exported} is exported in float32")
+    refusal = runtimes.quantize_refusal(FLAGS.format, FLAGS.quantize)
+    if refusal:
+        raise app.UsageError(f"--quantize={FLAGS.quantize}: {refusal}")
     calibration_flags = [f"--{n}" for n in ("data_dir", "calibration_images", "seed") if FLAGS[n].present]
     if FLAGS.quantize != "int8" and calibration_flags:
         raise app.UsageError(f"{', '.join(calibration_flags)}: only --quantize=int8 calibrates on training images")
@@ -77,8 +78,6 @@ def main(argv):
             "--quantize=int8 calibrates on training images: give --data_dir (for example ../shared/cifar10-jpeg)"
         )
     if FLAGS.format != "saved_model":
-        from keras_resnet_cifar.serving import runtimes
-
         runtimes.require(FLAGS.format)  # before anything loads: a missing extra is quick
     path = FLAGS.model or os.path.join(FLAGS.model_dir, "model.keras")
     from keras_resnet_cifar.serving import loading

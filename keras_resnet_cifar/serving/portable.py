@@ -83,10 +83,9 @@ def export_file(
     """
     if fmt not in runtimes.FILES:
         raise ExportError(f"unknown format {fmt!r}; the file formats are {', '.join(runtimes.FILES)}")
-    if quantize not in runtimes.QUANTIZE or (fmt == "onnx" and quantize != "none"):
-        raise ExportError(
-            f"quantize={quantize!r}: LiteRT takes {', '.join(runtimes.QUANTIZE)}; ONNX is exported in float32"
-        )
+    refusal = runtimes.quantize_refusal(fmt, quantize)
+    if refusal:
+        raise ExportError(f"quantize={quantize!r}: {refusal}")
     if quantize == "int8" and (calibration is None or not len(calibration)):
         raise ExportError("int8 quantization needs calibration images (krc-export: --data_dir with training images)")
     runtimes.require(fmt)

@@ -35,6 +35,15 @@ class ExportFileError(errors.Error):
     """A LiteRT or ONNX file that cannot be read or run; the message names it and why."""
 
 
+def quantize_refusal(fmt, quantize):
+    """Why ``quantize`` cannot apply to an export in ``fmt`` ("saved_model", "litert", "onnx"); None when it can."""
+    if quantize not in QUANTIZE:
+        return f"LiteRT's quantizations are {', '.join(QUANTIZE)}"
+    if quantize != "none" and fmt != "litert":
+        return f"only the litert format is quantized; {'a SavedModel' if fmt == 'saved_model' else 'ONNX'} is float32"
+    return None
+
+
 def require(fmt):
     """Raises ``MissingExtraError`` unless the packages ``fmt`` ("litert" or "onnx") needs are installed."""
     missing = [m for m in MODULES[fmt] if importlib.util.find_spec(m) is None]
