@@ -18,7 +18,6 @@ from absl import flags
 
 from keras_resnet_cifar.cli import app
 from keras_resnet_cifar.serving import runtimes
-from keras_resnet_cifar.serving.runtimes import FILES, QUANTIZE
 
 flags.DEFINE_string(
     "model",
@@ -41,13 +40,13 @@ flags.DEFINE_bool("warmup", True, "SavedModel: write assets.extra/tf_serving_war
 flags.DEFINE_enum(
     "format",
     "saved_model",
-    ["saved_model", *FILES],
+    ["saved_model", *runtimes.FILES],
     "saved_model: TF Serving; litert: model.tflite (needs the litert extra); onnx: model.onnx (the onnx extra).",
 )
 flags.DEFINE_enum(
     "quantize",
     "none",
-    list(QUANTIZE),
+    list(runtimes.QUANTIZE),
     "LiteRT only: none (float32), float16 (weights), int8 (weights and activations, uint8 pixels in; "
     "calibrated on --calibration_images training images of --data_dir).",
 )

@@ -124,9 +124,14 @@ def enable(model, weight_decay=0.0, compile_step=True):
         return torch.nn.functional.cross_entropy(logits.float(), labels.reshape(-1).long()), logits
 
     machine.hold_freed_memory()
-    step = {"graph": graph, "trainable": trainable, "decay": weight_decay, "compiled": compile_step}
-    step["compile_seconds"] = None
-    step["function"] = forward_loss
+    step = {
+        "graph": graph,
+        "trainable": trainable,
+        "decay": weight_decay,
+        "compiled": compile_step,
+        "compile_seconds": None,
+        "function": forward_loss,
+    }
     if compile_step:
         # Dynamo keys compiled code by function and guards on what it closes
         # over: a process that compiles a step for a second model (the
