@@ -239,3 +239,22 @@ def test_a_crafted_cifar_pickle_runs_nothing_and_is_one_line(tmp_path, protocol)
     with open(path / "batches.meta", "wb") as f:
         pickle.dump({b"label_names": [n.encode() for n in sources.CIFAR10_CLASSES], b"num_vis": 3072}, f, protocol=2)
     assert sources.load_dataset("cifar10", str(path)).class_names == list(sources.CIFAR10_CLASSES)
+
+
+def test_cpu_input_threads_one_private_thread_no_autotune_same_batches(monkeypatch):
+    from keras_resnet_cifar.training import machine
+
+    images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(16) % 10
+    stock = ip.train_dataset(images, labels, batch_size=4, seed=3).take(6)
+    monkeypatch.setattr(machine, "has_gpu", lambda: False)
+    tuned = machine.input_threads(stock)
+    options = tuned.options()
+    assert options.threading.private_threadpool_size == 1
+    assert options.threading.max_intra_op_parallelism == 1
+    assert options.autotune.enabled is False
+    for (x, y), (tx, ty) in zip(stock, tuned, strict=True):
+        np.testing.assert_array_equal(x.numpy(), tx.numpy())
+        np.testing.assert_array_equal(y.numpy(), ty.numpy())
+    monkeypatch.setattr(machine, "has_gpu", lambda: True)
+    assert machine.input_threads(stock) is stock

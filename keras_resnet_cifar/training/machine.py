@@ -337,8 +337,11 @@ def input_threads(dataset):
     thread pool competing with it cost 4% of the training rate under
     TensorFlow and 10% under torch (ResNet20 on 2 cores; docs/performance.md),
     while one thread feeds 69,000 CIFAR images a second: so a CPU run gets one
-    private input thread. With a GPU, tf.data keeps its own choice. Any
-    other input is returned as it is.
+    private input thread. With one thread autotuning has nothing to choose,
+    and its model thread held up each iterator's deletion (0.2-2.5 s at the
+    end of a torch ``fit``, 0.9 s after most validations), so it is off.
+    With a GPU, tf.data keeps its own choice. Any other input is returned as
+    it is.
     """
     if has_gpu() or not hasattr(dataset, "with_options"):
         return dataset
@@ -347,4 +350,5 @@ def input_threads(dataset):
     options = tf.data.Options()
     options.threading.private_threadpool_size = 1
     options.threading.max_intra_op_parallelism = 1
+    options.autotune.enabled = False
     return dataset.with_options(options)
