@@ -97,7 +97,7 @@ def prepare(net, setting, compile_model):
     # Every timing builds a new network class and Dynamo guards on it: without
     # a reset, a process's ninth compiled timing (benchmark --rounds) hits
     # the recompile limit and runs eager.
-    torch._dynamo.reset()
+    torch.compiler.reset()
     return torch.compile(net)
 
 
