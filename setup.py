@@ -78,7 +78,7 @@ setup(
         # Diagrams and the plain-vs-residual study (tools/make_docs.py, krc-compare).
         "study": ["matplotlib"],
         # torch: training under Keras's torch backend, which krc-train picks
-        # on CPUs without AMX (about twice TensorFlow's rate there); also
+        # on every CPU class (docs/performance.md, Defaults chosen); also
         # reading PyTorch checkpoints (krc-convert-weights) and the PyTorch
         # peer of krc-benchmark. The pin alone does not choose the CPU build:
         # from PyPI on Linux x86_64 torch==2.13.0 is the CUDA build (several

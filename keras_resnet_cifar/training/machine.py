@@ -65,8 +65,8 @@ def cpu_class(flags=None):
 # (same-run ratios, medians of interleaved rounds; docs/performance.md,
 # "Defaults chosen", has the runs). Under torch the step is the compiled one
 # (``graph_step``) wherever a run is long enough (compile_min_steps).
-# - backend: torch trained ResNet20 at 1.36-1.8x TensorFlow's rate on AVX2
-#   (Zen 3), 1.18x in float32 and 1.38x in mixed_bfloat16 on Zen 4, eagerly.
+# - backend: torch trained ResNet20 at 1.78x TensorFlow's rate on AVX2
+#   (Zen 3, 440 against 247 images/s), 1.18x in float32 and 1.38x in mixed_bfloat16 on Zen 4, eagerly.
 #   With AMX (Sapphire Rapids), TensorFlow's oneDNN bfloat16 kernels beat
 #   Keras's eager torch step, but the compiled torch step trained at 2.5x
 #   TensorFlow's rate in mixed_bfloat16 (1,584 against 639 images/s,
