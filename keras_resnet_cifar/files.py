@@ -88,7 +88,7 @@ def _atomic(path, write):
     try:
         with contextlib.redirect_stderr(printed):
             try:
-                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+                make_directory(os.path.dirname(os.path.abspath(path)))
                 remove_stale_temporaries(os.path.dirname(os.path.abspath(path)), os.path.basename(path))
                 write(tmp)
                 os.replace(tmp, path)
@@ -104,6 +104,24 @@ def _atomic(path, write):
     if reason is not None:
         _remove(tmp)
         raise WriteError(f"cannot write {path}: {reason}")
+
+
+def make_directory(path):
+    """``os.makedirs(path, exist_ok=True)``, with a file in the way reported as one.
+
+    Raises:
+        NotADirectoryError: ``path`` or a folder above it is a file, named
+            (makedirs says "File exists" or "Not a directory" without the name).
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = path
+        while os.path.dirname(blocking) != blocking and not os.path.isfile(blocking):
+            blocking = os.path.dirname(blocking)
+        if not os.path.isfile(blocking):  # gone since: the error as it came
+            raise
+        raise NotADirectoryError(errno.ENOTDIR, f"{blocking} is a file, not a folder", blocking) from None
 
 
 def failure_reason(error):
@@ -228,10 +246,20 @@ def error_text(error, limit=200):
     """An exception's message for a one-line error: its first line, without TensorFlow internals.
 
     ``{{function_node __wrapped__DecodeImage_...}}`` and ``[Op:...]`` say
-    where in TensorFlow an op error arose, which tells a user nothing.
+    where in TensorFlow an op error arose, which tells a user nothing. An
+    error inside a ``tf.function`` (a tf.data map under ``fit``) starts with
+    "Graph execution error:" and the node's stack; its cause is the last
+    unindented line.
     """
-    text = (getattr(error, "message", None) or str(error)).strip()
-    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text.splitlines()[0] if text else "")
+    lines = (getattr(error, "message", None) or str(error)).strip().splitlines()
+    text = lines[0] if lines else ""
+    if text.endswith("Graph execution error:"):
+        causes = [line for line in lines[1:] if line.strip() and not line[0].isspace() and not line.startswith("<")]
+        causes = [line for line in causes if not line.startswith("Detected at node")]
+        text = causes[-1] if causes else text
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text)
+    # A tf.data map's error names the transformation first: the cause follows it.
+    text = re.sub(r"^Error in user-defined function passed to .*? with iterator: \S+: ", "", text)
     return re.sub(r"\s*\[Op:[^\]]*\](\s*name:.*)?", "", text).strip()[:limit] or type(error).__name__
 
 

@@ -110,7 +110,7 @@ def test_without_a_cache_named_compiled_steps_start_from_an_empty_one_removed_at
 @pytest.mark.parametrize(
     "flag, message",
     [
-        ("--depths=21", "--depths: bad value 21"),
+        ("--depths=21", "--depths: 21 is not 6n+2"),
         ("--precisions=float64", "--precisions: 'float64' is not one of"),
         ("--xla=maybe", "--xla: 'maybe' is not one of"),
         ("--peer=torch --peer_settings=fp8", "--peer_settings: 'fp8' is not one of"),

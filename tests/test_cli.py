@@ -4,6 +4,7 @@ import ast
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 
@@ -91,6 +92,8 @@ def test_the_shim_runs_the_same_command():
         "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
         # The PyTorch profiler.
         "USDT:2026-12-03 12:52:58 5558:5558 SyncActivityProfilerHandler.cpp:52] profiler_start",
+        # libjpeg in TensorFlow's decoder, before our error naming the file.
+        "Improper call to JPEG library in state 201",
     ],
 )
 def test_each_kind_of_start_up_line_is_noise(line):
@@ -240,3 +243,24 @@ def test_errors_are_told_apart_by_type_not_by_text(capsys):
 def test_help_exits_zero_and_a_bad_flag_does_not():
     assert _run([sys.executable, str(REPO / "tools" / "zoo.py"), "--helpfull"]).returncode == 0
     assert _run([sys.executable, str(REPO / "tools" / "zoo.py"), "--max_depth=x"]).returncode != 0
+
+
+def test_an_interruption_advises_a_re_run_only_where_the_tool_resumes(capsys):
+    def main(argv):
+        raise app.Terminated(signal.SIGTERM)
+
+    assert app._outcome(main, ["tool"]) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err == "terminated (SIGTERM)\n"
+    assert app._outcome(main, ["tool"], resumes=True) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err == (
+        "terminated (SIGTERM): re-run the same command to resume from the last completed epoch\n"
+    )
+
+
+def test_to_npz_refuses_an_out_that_train_would_not_read_before_decoding(tmp_path):
+    # --data_dir does not exist: a check that came after the decoding would report that instead.
+    for out, reason in (("plain", "must end in .npz"), ("no/such/x.npz", "no/such is not a directory")):
+        result = _run([str(SCRIPTS / "krc-to-npz"), f"--data_dir={tmp_path / 'missing'}", f"--out={tmp_path / out}"])
+        assert result.returncode == 2 and reason in result.stderr, result.stderr
+        assert len(result.stderr.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -122,6 +122,10 @@ def test_checkpoint_errors(tmp_path):
         convert.read_checkpoint(tmp_path / "cut.th")
     with pytest.raises(convert.ConversionError, match="does not exist"):
         convert.read_checkpoint(tmp_path / "none.th")
+    # Not a checkpoint at all: torch's advice to load with weights_only=False (running the file's code) is not passed on.
+    (tmp_path / "photo.th").write_bytes(b"\xff\xd8\xff\xe0 a JPEG, not a checkpoint")
+    with pytest.raises(convert.ConversionError, match=r"photo.th: not a PyTorch file of tensors$"):
+        convert.read_checkpoint(tmp_path / "photo.th")
     state = convert.read_checkpoint(path)
     broken = dict(state)
     del broken["layer2.0.bn1.weight"]

@@ -69,6 +69,14 @@ def test_layout_assets_and_versions(exported):
     assert again.endswith(os.path.join("resnet8", "2"))
     with pytest.raises(export.ExportError, match="exists: exported versions are never overwritten"):
         export.export_saved_model(out["A"][0], str(base), version=1)
+    # A model name is one folder under the base, never a path out of it; a file in the way is named.
+    (base / "afile").write_text("")
+    for name in ("../escaped", "a/b", ".."):
+        with pytest.raises(export.ExportError, match="the model name must be one folder name"):
+            export.export_saved_model(out["A"][0], str(base / "afile"), model_name=name, warmup=False)
+    with pytest.raises(export.ExportError, match="afile is a file, not a folder"):
+        export.export_saved_model(out["A"][0], str(base / "afile"), warmup=False)
+    assert not (base.parent / "escaped").exists()
 
 
 @pytest.mark.parametrize("kind", ["A", "B", "plain"])
@@ -379,6 +387,9 @@ def test_a_npy_batch_of_pixels_scaled_to_0_1_is_refused_not_read_as_black(tmp_pa
         np.save(tmp_path / name, bad)
         with pytest.raises(DataError, match=message):
             predict.read_npy(str(tmp_path / name))
+    (tmp_path / "photo.npy").write_bytes(b"\xff\xd8\xff\xe0 not an array")
+    with pytest.raises(DataError, match=r"photo.npy: not a \.npy array file; pickled data is not read$"):
+        predict.read_npy(str(tmp_path / "photo.npy"))
     np.savez(tmp_path / "archive.npz", x=pixels)
     with pytest.raises(DataError, match="is a .npz archive"):
         predict.read_npy(str(tmp_path / "archive.npz"))

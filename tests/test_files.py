@@ -41,3 +41,31 @@ def test_write_json_and_text_replace_whole_files(tmp_path):
     with pytest.raises(files.WriteError, match="cannot write"):
         files.write_text(str(tmp_path / "file.txt" / "below_a_file.txt"), "x")
     assert sorted(os.listdir(tmp_path)) == ["file.txt", "metrics.json"]
+
+
+def test_error_text_gives_the_cause_of_an_error_inside_a_tf_function():
+    import tensorflow as tf
+
+    images = tf.data.Dataset.from_tensor_slices([b"not an image"]).map(
+        lambda data: tf.io.decode_image(data, channels=3, expand_animations=False)
+    )
+
+    @tf.function
+    def first(iterator):
+        return next(iterator)
+
+    # Eagerly TensorFlow's message is one line; in a graph it starts "Graph execution error:" and the cause follows.
+    for read in (lambda: next(iter(images)), lambda: first(iter(images))):
+        with pytest.raises(tf.errors.InvalidArgumentError) as caught:
+            read()
+        assert files.error_text(caught.value).startswith("Unknown image file format."), caught.value.message
+
+
+def test_a_file_in_the_way_of_a_folder_is_named(tmp_path):
+    (tmp_path / "afile").write_text("")
+    # The folder itself is a file (makedirs: "File exists"), or one above it is ("Not a directory").
+    for folder in (tmp_path / "afile", tmp_path / "afile" / "below"):
+        with pytest.raises(NotADirectoryError, match=f"{tmp_path / 'afile'} is a file, not a folder"):
+            files.make_directory(str(folder))
+    files.make_directory(str(tmp_path / "new" / "deeper"))
+    assert (tmp_path / "new" / "deeper").is_dir()

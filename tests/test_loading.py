@@ -27,7 +27,7 @@ def test_a_damaged_file_is_named_as_such(bad_files, name):
         loading.load_keras_file(str(bad_files / name))
     with pytest.raises(loading.ModelFileError, match="does not exist"):
         loading.load_keras_file(str(bad_files / "missing.keras"))
-    with pytest.raises(loading.ModelFileError, match="is a directory, not a .keras file"):
+    with pytest.raises(loading.ModelFileError, match="is a directory without a model.keras"):
         loading.load_keras_file(str(bad_files))
 
 
@@ -104,5 +104,8 @@ def test_a_run_directory_stands_for_its_model(tmp_path):
     (run / "labels.txt").write_text("\n".join(f"c{i}" for i in range(10)) + "\n")
     loaded = loading.load(str(run))
     assert loaded.source == str(run / "model.keras") and loaded.class_names[0] == "c0"
-    with pytest.raises(loading.ModelFileError, match="is a directory, not a .keras file .nor a run directory"):
+    with pytest.raises(loading.ModelFileError, match="is a directory without a model.keras"):
+        loading.load(str(tmp_path))
+    (tmp_path / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(loading.ModelFileError, match="is a SavedModel export: give the .keras file"):
         loading.load(str(tmp_path))

@@ -156,8 +156,14 @@ def _use_tool_help(main):
             flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
-def run(main):
-    """``absl.app.run(main)`` with one-line errors: exit 2 bad usage, 1 failure, 130 interrupt."""
+def run(main, resumes=False):
+    """``absl.app.run(main)`` with one-line errors: exit 2 bad usage, 1 failure, 130 interrupt.
+
+    Args:
+        main: the tool's ``main(argv)``.
+        resumes: the tool resumes interrupted work when re-run (training):
+            an interruption says so.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     quiet = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") or 0) >= 2
     stderr_filter = startup.StderrFilter() if quiet else None
@@ -169,7 +175,7 @@ def run(main):
         for name in ("stdout", "stderr"):
             if getattr(sys, name) is not None:  # None when started with it closed (``>&-``)
                 setattr(sys, name, _OutputToClosedPipe(getattr(sys, name)))
-        _exit_now(_outcome(main, argv), stderr_filter)
+        _exit_now(_outcome(main, argv, resumes), stderr_filter)
 
     try:
         app.run(wrapped, flags_parser=_parse_flags)
@@ -224,7 +230,7 @@ def _remove_autograph_sources():
                 os.remove(path)
 
 
-def _outcome(main, argv):
+def _outcome(main, argv, resumes=False):
     """``main(argv)``'s exit status, with known errors printed as one line and bugs reported."""
     try:
         return main(argv)
@@ -232,10 +238,11 @@ def _outcome(main, argv):
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        # The same command finishes any interrupted work (a run resumes from its backup).
         signum = e.signum if isinstance(e, Terminated) else None
         how = f"terminated ({signum.name})" if signum else "interrupted"
-        print(f"{how}: re-run the same command to resume from the last completed epoch", file=sys.stderr)
+        # A training run resumes from its backup; other tools have nothing to resume.
+        advice = ": re-run the same command to resume from the last completed epoch" if resumes else ""
+        print(f"{how}{advice}", file=sys.stderr)
         return 128 + signum if signum else 130
     except errors.Error as e:  # the package's own checks: each message is written for the user
         print(f"error: {e}", file=sys.stderr)

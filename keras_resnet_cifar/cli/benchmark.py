@@ -98,14 +98,14 @@ flags.DEFINE_string("json", None, "Also write the results as JSON to this path."
 FLAGS = flags.FLAGS
 
 
-def _ints(name, values, check):
+def _ints(name, values, check, rule):
     try:
         out = [int(v) for v in values]
     except ValueError:
         raise app.UsageError(f"--{name} takes integers, got {','.join(values)}") from None
     for v in out:
         if not check(v):
-            raise app.UsageError(f"--{name}: bad value {v}")
+            raise app.UsageError(f"--{name}: {v} is not {rule}")
     return out
 
 
@@ -127,15 +127,23 @@ def main(argv):
         backends = list(dict.fromkeys(["tensorflow", default_backend] + [b for b in backends if b != "auto"]))
     # Every flag checked before TensorFlow loads: a usage error is quick.
     plan = dict(
-        depths=tuple(_ints("depths", FLAGS.depths, lambda d: d >= 8 and (d - 2) % 6 == 0)),
+        depths=tuple(
+            _ints(
+                "depths", FLAGS.depths, lambda d: d >= 8 and (d - 2) % 6 == 0, "6n+2 (20, 32, 44, 56, 110, 1202, ...)"
+            )
+        ),
         shortcuts=tuple(_choices("shortcuts", FLAGS.shortcuts, options.CIFAR_SHORTCUTS)),
         precisions=tuple(_choices("precisions", FLAGS.precisions, PRECISIONS)),
-        batch_sizes=tuple(_ints("batch_sizes", FLAGS.batch_sizes, lambda b: b >= 1)),
+        batch_sizes=tuple(_ints("batch_sizes", FLAGS.batch_sizes, lambda b: b >= 1, "a positive integer")),
         xla=tuple(v == "on" for v in _choices("xla", FLAGS.xla, ("off", "on"))),
         data=tuple(_choices("data", FLAGS.data, ("pipeline", "synthetic"))),
         backends=tuple(backends),
         layouts=tuple(_choices("layouts", FLAGS.layouts, options.LAYOUTS)),
-        serving_threads=tuple(_ints("serving_threads", FLAGS.serving_threads, lambda t: t >= 0)),
+        serving_threads=tuple(
+            _ints(
+                "serving_threads", FLAGS.serving_threads, lambda t: t >= 0, "0 (TensorFlow's choice) or a thread count"
+            )
+        ),
         steps=FLAGS.steps,
         warmup_steps=FLAGS.warmup_steps,
         train=FLAGS.train,

@@ -86,4 +86,4 @@ def main(argv):
 
 def run():
     """The console-script entry point."""
-    app.run(main)
+    app.run(main, resumes=True)

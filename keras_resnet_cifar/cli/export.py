@@ -82,7 +82,7 @@ def main(argv):
     from keras_resnet_cifar.serving import loading
     from keras_resnet_cifar.training import machine
 
-    if loading.parse_spec(path) is None and not os.path.isfile(path):  # before TensorFlow loads
+    if loading.parse_spec(path) is None and not os.path.exists(path):  # before TensorFlow loads
         raise app.UsageError(f"{path} does not exist")
     # Every format is traced from TensorFlow functions, whatever KERAS_BACKEND says.
     machine.select_backend("tensorflow")

@@ -1,4 +1,4 @@
-"""Keeps TensorFlow's native start-up lines (and LiteRT's and the PyTorch profiler's) off the commands' stderr.
+"""Keeps the native libraries' noise (TensorFlow, LiteRT, libjpeg, the PyTorch profiler) off the commands' stderr.
 
 TensorFlow's C++ side writes these before absl logging is set up, so
 ``TF_CPP_MIN_LOG_LEVEL`` does not hold all of them back, and which ones appear
@@ -35,6 +35,10 @@ NOISE = (
     # The PyTorch profiler (krc-profile-step), on each trace it starts and stops:
     # "USDT:2026-12-03 12:52:58 5558:5558 SyncActivityProfilerHandler.cpp:52] profiler_start"
     r"SyncActivityProfilerHandler\.cpp",
+    # libjpeg, inside TensorFlow's decoder, on a JPEG cut off in its header; the
+    # "cannot decode image <file>" error that follows names the file and the cause:
+    # "Improper call to JPEG library in state 201"
+    r"^Improper call to JPEG library in state \d+",
 )
 _NOISE = re.compile("|".join(f"(?:{p})" for p in NOISE))
 

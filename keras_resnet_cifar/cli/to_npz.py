@@ -20,6 +20,12 @@ def main(argv):
     app.reject_extra_args(argv)
     if not FLAGS.out:
         raise app.UsageError("--out is required (a .npz path)")
+    if not FLAGS.out.endswith(".npz"):
+        # tools/train.py tells a .npz from a data folder by its name.
+        raise app.UsageError(f"--out {FLAGS.out} must end in .npz, as tools/train.py --data_dir reads it")
+    parent = os.path.dirname(FLAGS.out) or "."
+    if not os.path.isdir(parent):  # before the decoding, not after it
+        raise app.UsageError(f"--out {FLAGS.out}: {parent} is not a directory")
     from keras_resnet_cifar.data import arrays, sources
 
     data = sources.load_dataset(FLAGS.dataset, FLAGS.data_dir)

@@ -56,7 +56,7 @@ def main(argv):
 
 def run():
     """The console-script entry point."""
-    app.run(main)
+    app.run(main, resumes=True)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,11 @@ def load_npz(path):
         raise DataError(f"{path}: no such file")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # EOFError: an empty file
+    except ValueError:
+        # numpy reads anything that is neither .npy nor .npz as a pickle, which
+        # allow_pickle=False refuses; its advice to allow pickles is not ours to give.
+        raise DataError(f"{path}: not a .npz file (nor .npy); pickled data is not read") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:  # EOFError: an empty file
         raise DataError(
             f"{path}: not a readable .npz file ({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})"
         ) from None

@@ -18,6 +18,7 @@ is imported here alone.
 """
 
 import os
+import pickle
 import re
 
 import numpy as np
@@ -65,6 +66,9 @@ def read_checkpoint(path):
                 "which no weights file needs (loading it could run code); only tensors and plain containers "
                 "are read"
             ) from None
+        if isinstance(e, pickle.UnpicklingError):
+            # torch's text advises weights_only=False, which would run the file's code: not ours to give.
+            raise ConversionError(f"cannot read checkpoint {path}: not a PyTorch file of tensors") from None
         raise ConversionError(f"cannot read checkpoint {path}: {files.error_text(e)}") from None
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not state:

@@ -106,9 +106,11 @@ def load(spec):
 def load_keras_file(path):
     """``keras.models.load_model(path)`` with one-line errors for bad files."""
     if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "saved_model.pb")):
+            raise ModelFileError(f"{path} is a SavedModel export: give the .keras file or run directory it came from")
         raise ModelFileError(
-            f"{path} is a directory, not a .keras file (nor a run directory with a model.keras, nor a SavedModel "
-            "with a saved_model.pb)"
+            f"{path} is a directory without a model.keras: give a .keras file, a run directory or a name such as "
+            "resnet20:cifar10"
         )
     if not os.path.isfile(path):
         raise ModelFileError(f"model file {path} does not exist")

@@ -42,7 +42,10 @@ def read_npy(path):
     """A ``[N, 32, 32, 3]`` batch of 0..255 pixels from a .npy file."""
     try:
         batch = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:  # EOFError: an empty file
+    except ValueError:
+        # numpy reads anything that is not .npy or .npz as a pickle, which allow_pickle=False refuses.
+        raise DataError(f"cannot read {path}: not a .npy array file; pickled data is not read") from None
+    except (OSError, EOFError) as e:  # EOFError: an empty file
         raise DataError(f"cannot read {path}: {files.error_text(e)}") from None
     if not isinstance(batch, np.ndarray):  # a .npz archive
         batch.close()

@@ -26,8 +26,12 @@ def free_version(export_base, model_name, version=None):
     """The version directory an export would write: ``version``, or the next free one.
 
     Raises:
-        ExportError: ``version`` is not an integer >= 1, or exists.
+        ExportError: ``model_name`` is not one folder name, or ``version``
+            is not an integer >= 1, or exists.
     """
+    # TF Serving finds a model as <base>/<name>/<version>: a path here would write elsewhere.
+    if not model_name or os.sep in model_name or model_name in (".", ".."):
+        raise ExportError(f"the model name must be one folder name, without {os.sep}, got {model_name!r}")
     model_base = os.path.join(export_base, model_name)
     if version is None:
         version = next_version(model_base)
@@ -63,7 +67,7 @@ def write_version(export_base, model_name, version, write, log=None):
     tmp = files.temporary_path(final)
     created_base = not os.path.exists(model_base)
     try:
-        os.makedirs(model_base, exist_ok=True)
+        files.make_directory(model_base)
         removed = files.remove_stale_temporaries(model_base)
         if removed and log:
             log(f"Removed {len(removed)} unfinished export(s) of processes that were stopped: {', '.join(removed)}")
