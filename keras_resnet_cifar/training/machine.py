@@ -338,8 +338,8 @@ def input_threads(dataset):
     TensorFlow and 10% under torch (ResNet20 on 2 cores; docs/performance.md),
     while one thread feeds 69,000 CIFAR images a second: so a CPU run gets one
     private input thread. With one thread autotuning has nothing to choose,
-    and its model thread held up each iterator's deletion (0.2-2.5 s at the
-    end of a torch ``fit``, 0.9 s after most validations), so it is off.
+    and its model thread held up each iterator's deletion under torch (over
+    a second after a validation), so it is off.
     With a GPU, tf.data keeps its own choice. Any other input is returned as
     it is.
     """
