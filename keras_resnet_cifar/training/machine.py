@@ -81,8 +81,9 @@ def cpu_class(flags=None):
 #   bfloat16 instructions it is emulated (0.07-0.08x float32 on Zen 3).
 # - torch_layout: channels_first. channels_last (NHWC memory, which oneDNN's
 #   AVX-512 kernels take) trained at 0.93x of it on Zen 4 eagerly, and on the
-#   compiled step at 0.48x on Zen 3 (240 against 497) and 0.31x with AMX
-#   (476 against 1,548, one round). NCHW is PyTorch's own layout.
+#   compiled step at 0.48x on Zen 3 (240 against 497) and 0.26x with AMX
+#   (435 against 1,691, mixed_bfloat16, 2 rounds, 2026-12-03). NCHW is
+#   PyTorch's own layout.
 # - compile_min_steps: from this many steps a run compiles its torch step;
 #   shorter runs (the quick start, tests) run the same graph eagerly. A
 #   ResNet20 run wins the compile time back after its compile seconds over
