@@ -106,6 +106,14 @@ def _atomic(path, write):
         raise WriteError(f"cannot write {path}: {reason}")
 
 
+def blocking_file(path):
+    """The file standing where folder ``path`` or a folder above it would be; None if there is none."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    return None if os.path.isdir(existing) else existing
+
+
 def make_directory(path):
     """``os.makedirs(path, exist_ok=True)``, with a file in the way reported as one.
 
@@ -116,10 +124,8 @@ def make_directory(path):
     try:
         os.makedirs(path, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        blocking = path
-        while os.path.dirname(blocking) != blocking and not os.path.isfile(blocking):
-            blocking = os.path.dirname(blocking)
-        if not os.path.isfile(blocking):  # gone since: the error as it came
+        blocking = blocking_file(path)
+        if blocking is None:  # gone since: the error as it came
             raise
         raise NotADirectoryError(errno.ENOTDIR, f"{blocking} is a file, not a folder", blocking) from None
 

@@ -259,8 +259,9 @@ def test_an_interruption_advises_a_re_run_only_where_the_tool_resumes(capsys):
 
 def test_to_npz_refuses_an_out_that_train_would_not_read_before_decoding(tmp_path):
     # --data_dir does not exist: a check that came after the decoding would report that instead.
-    for out, reason in (("plain", "must end in .npz"), ("no/such/x.npz", "no/such is not a directory")):
+    (tmp_path / "afile").write_text("")
+    for out, reason in (("plain", "must end in .npz"), ("afile/below/x.npz", "afile is a file, not a folder")):
         result = _run([str(SCRIPTS / "krc-to-npz"), f"--data_dir={tmp_path / 'missing'}", f"--out={tmp_path / out}"])
         assert result.returncode == 2 and reason in result.stderr, result.stderr
         assert len(result.stderr.splitlines()) == 1
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]

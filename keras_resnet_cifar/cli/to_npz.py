@@ -23,10 +23,13 @@ def main(argv):
     if not FLAGS.out.endswith(".npz"):
         # tools/train.py tells a .npz from a data folder by its name.
         raise app.UsageError(f"--out {FLAGS.out} must end in .npz, as tools/train.py --data_dir reads it")
-    parent = os.path.dirname(FLAGS.out) or "."
-    if not os.path.isdir(parent):  # before the decoding, not after it
-        raise app.UsageError(f"--out {FLAGS.out}: {parent} is not a directory")
+    from keras_resnet_cifar import files
     from keras_resnet_cifar.data import arrays, sources
+
+    # Missing folders are made when the file is written; a file in their way is refused before the decoding.
+    blocking = files.blocking_file(os.path.dirname(os.path.abspath(FLAGS.out)))
+    if blocking:
+        raise app.UsageError(f"--out {FLAGS.out}: {blocking} is a file, not a folder")
 
     data = sources.load_dataset(FLAGS.dataset, FLAGS.data_dir)
     print(data.describe())

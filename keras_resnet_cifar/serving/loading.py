@@ -103,10 +103,15 @@ def load(spec):
     return LoadedModel(load_keras_file(spec), read_labels(os.path.join(run_dir, "labels.txt")), {}, spec, run_dir)
 
 
+def is_saved_model(path):
+    """Whether ``path`` is a SavedModel directory (it holds a ``saved_model.pb``)."""
+    return os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+
 def load_keras_file(path):
     """``keras.models.load_model(path)`` with one-line errors for bad files."""
     if os.path.isdir(path):
-        if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        if is_saved_model(path):
             raise ModelFileError(f"{path} is a SavedModel export: give the .keras file or run directory it came from")
         raise ModelFileError(
             f"{path} is a directory without a model.keras: give a .keras file, a run directory or a name such as "

@@ -78,7 +78,7 @@ class Classifier:
             runtime = runtimes.open_export(path)
             self._fn = lambda x: _softmax(runtime.logits(x))
             self.class_names = runtime.class_names
-        elif os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
+        elif loading.is_saved_model(path):
             loaded = tf.saved_model.load(path)
             self._fn = lambda x: loaded.signatures["serving_default"](image=tf.constant(x, tf.uint8))[
                 "probabilities"
