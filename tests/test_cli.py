@@ -257,11 +257,34 @@ def test_an_interruption_advises_a_re_run_only_where_the_tool_resumes(capsys):
     )
 
 
-def test_to_npz_refuses_an_out_that_train_would_not_read_before_decoding(tmp_path):
-    # --data_dir does not exist: a check that came after the decoding would report that instead.
+# Each command with the input it would fail on if it got that far: a missing one.
+_OUTPUT_FLAGS = {
+    "krc-to-npz": ("out", "x.npz", ["--data_dir={missing}"]),
+    "krc-evaluate": ("json", "x.json", ["--model=resnet20:cifar10", "--data_dir={missing}"]),
+    "krc-benchmark": ("json", "x.json", ["--data_dir={missing}"]),
+    "krc-convert-weights": ("output", "x.keras", ["--checkpoint={missing}"]),
+    "krc-compare": ("out", "figures", ["--depths=20", "--notrain", "--runs_dir={missing}"]),
+}
+
+
+@pytest.mark.parametrize("command", sorted(_OUTPUT_FLAGS))
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(command, tmp_path):
+    flag, name, args = _OUTPUT_FLAGS[command]
+    args = [a.format(missing=tmp_path / "missing") for a in args]
     (tmp_path / "afile").write_text("")
-    for out, reason in (("plain", "must end in .npz"), ("afile/below/x.npz", "afile is a file, not a folder")):
-        result = _run([str(SCRIPTS / "krc-to-npz"), f"--data_dir={tmp_path / 'missing'}", f"--out={tmp_path / out}"])
-        assert result.returncode == 2 and reason in result.stderr, result.stderr
-        assert len(result.stderr.splitlines()) == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
+    cases = [(f"afile/below/{name}", f"{tmp_path / 'afile'} is a file, not a folder")]
+    if command != "krc-compare":  # a file's path, not a folder's
+        (tmp_path / name).mkdir()
+        cases.append((name, "is a folder: give a file path"))
+    for out, reason in cases:
+        result = _run([str(SCRIPTS / command), *args, f"--{flag}={tmp_path / out}"])
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.splitlines() == [result.stderr.splitlines()[0]] and f"error: --{flag} " in result.stderr
+        assert reason in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["afile"] + [out for out, _ in cases[1:]])
+
+
+def test_to_npz_refuses_an_out_that_train_would_not_read(tmp_path):
+    result = _run([str(SCRIPTS / "krc-to-npz"), f"--data_dir={tmp_path / 'missing'}", f"--out={tmp_path / 'plain'}"])
+    assert result.returncode == 2 and "must end in .npz" in result.stderr, result.stderr
+    assert not list(tmp_path.iterdir())

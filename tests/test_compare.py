@@ -114,7 +114,8 @@ def test_tool_plots_finished_runs(runs, tmp_path):
 
 def test_tool_errors(tmp_path):
     bad = run_tool("compare.py", "--depths=21")
-    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: --depth must be 6n+2")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: --depths must be 6n+2")
+    assert bad.stderr.strip().endswith("Received: --depths=21")
     missing = run_tool("compare.py", "--depths=20", "--notrain", f"--runs_dir={tmp_path}")
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines()[-1].startswith("error: ") and "does not exist" in missing.stderr

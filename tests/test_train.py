@@ -246,7 +246,7 @@ print("steps", metrics["steps"])
     "args,code,message",
     [
         (["--depth=21"], 2, "error: --depth must be 6n+2"),
-        (["--n=3", "--depth=56"], 2, "error: --depth and n disagree: depth=56 means n=9. Received: n=3"),
+        (["--n=3", "--depth=56"], 2, "error: --depth and --n disagree: --depth=56 means --n=9. Received: --n=3"),
         (["--depth=8", "--data_dir=/nonexistent/cifar"], 1, "error: --data_dir /nonexistent/cifar does not exist"),
         (["--depth=8", "--data_dir=.", "--epochs=2", "--steps=5"], 2, "error: give --steps or --epochs, not both"),
         (["--depth=8", "extra"], 2, "error: unexpected arguments: extra"),

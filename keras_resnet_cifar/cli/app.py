@@ -97,16 +97,45 @@ def reject_extra_args(argv):
         raise UsageError(f"unexpected arguments: {' '.join(argv[1:])} (flags take --name=value)")
 
 
-def resolve_n(n, depth, default):
-    """--n or --depth (6n+2), checked by the package's one rule (``presets.resolve_n``), as n."""
+def check_output(flag, path, folder=False):
+    """Refuses, before any work, an output that no write could make: a folder at a file's path, a file in the way.
+
+    Missing folders are fine: the write makes them.
+
+    Args:
+        flag: the flag that named ``path``, without its dashes.
+        path: a file to write, or with ``folder`` a folder to write into.
+        folder: ``path`` is a folder.
+
+    Raises:
+        UsageError: what stands in the way, named.
+    """
+    from keras_resnet_cifar import files  # pure Python: no Keras import yet
+
+    if not folder and os.path.isdir(path):
+        raise UsageError(f"--{flag} {path} is a folder: give a file path")
+    blocking = files.blocking_file(path if folder else os.path.dirname(os.path.abspath(path)))
+    if blocking:
+        raise UsageError(f"--{flag} {path}: {blocking} is a file, not a folder")
+
+
+def resolve_n(n, depth, default, depth_flag="depth"):
+    """--n or --depth (6n+2), checked by the package's one rule (``presets.resolve_n``), as n.
+
+    Args:
+        n: --n's value, or None.
+        depth: --depth's value, or None.
+        default: n when neither is given.
+        depth_flag: the flag that gave ``depth``, for the message.
+    """
     from keras_resnet_cifar.models import presets  # pure Python: no Keras import yet
 
     if n is None and depth is None:
         return default
     try:
-        return presets.resolve_n(depth, n)
+        return presets.resolve_n(depth, n, names=(f"--{depth_flag}", "--n"))
     except ValueError as e:
-        raise UsageError(f"--{e}") from None
+        raise UsageError(str(e)) from None
 
 
 def report_bug(error, stream=None):

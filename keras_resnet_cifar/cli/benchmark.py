@@ -120,7 +120,8 @@ def _choices(name, values, allowed):
 
 def main(argv):
     app.reject_extra_args(argv)
-
+    if FLAGS.json:
+        app.check_output("json", FLAGS.json)
     backends = list(dict.fromkeys(_choices("backends", FLAGS.backends, options.BACKENDS)))
     default_backend = machine.resolve_backend("auto")
     if "auto" in backends:

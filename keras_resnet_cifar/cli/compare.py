@@ -45,7 +45,7 @@ def _depths():
     for text in FLAGS.depths:
         if not text.strip().isdigit():
             raise app.UsageError(f"--depths takes integers 6n+2, got {text!r}")
-        n = app.resolve_n(None, int(text), default=3)
+        n = app.resolve_n(None, int(text), default=3, depth_flag="depths")
         depths.append(6 * n + 2)
     if not depths:
         raise app.UsageError("--depths is empty")
@@ -55,6 +55,7 @@ def _depths():
 def main(argv):
     app.reject_extra_args(argv)
     depths = _depths()
+    app.check_output("out", FLAGS.out, folder=True)  # before an hour of training
     from keras_resnet_cifar.data import arrays, sources
     from keras_resnet_cifar.study import compare, plotting
 

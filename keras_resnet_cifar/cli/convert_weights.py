@@ -39,6 +39,7 @@ def main(argv):
         raise app.UsageError("--checkpoint and --output are required")
     if not FLAGS.output.endswith(".keras"):
         raise app.UsageError(f"--output must end in .keras, got {FLAGS.output}")
+    app.check_output("output", FLAGS.output)
     from keras_resnet_cifar import files
     from keras_resnet_cifar.data import sources
     from keras_resnet_cifar.models import convert, stats

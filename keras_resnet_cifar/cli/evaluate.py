@@ -50,6 +50,8 @@ def main(argv):
     app.reject_extra_args(argv)
     if not FLAGS.model:
         raise app.UsageError("--model is required (a .keras file or a name such as resnet20:cifar10)")
+    if FLAGS.json:
+        app.check_output("json", FLAGS.json)  # before the evaluation
     from keras_resnet_cifar import files
     from keras_resnet_cifar.data import sources
     from keras_resnet_cifar.serving import evaluate, loading, runtimes

@@ -23,13 +23,8 @@ def main(argv):
     if not FLAGS.out.endswith(".npz"):
         # tools/train.py tells a .npz from a data folder by its name.
         raise app.UsageError(f"--out {FLAGS.out} must end in .npz, as tools/train.py --data_dir reads it")
-    from keras_resnet_cifar import files
+    app.check_output("out", FLAGS.out)  # before the decoding
     from keras_resnet_cifar.data import arrays, sources
-
-    # Missing folders are made when the file is written; a file in their way is refused before the decoding.
-    blocking = files.blocking_file(os.path.dirname(os.path.abspath(FLAGS.out)))
-    if blocking:
-        raise app.UsageError(f"--out {FLAGS.out}: {blocking} is a file, not a folder")
 
     data = sources.load_dataset(FLAGS.dataset, FLAGS.data_dir)
     print(data.describe())

@@ -279,20 +279,27 @@ def model_name(n, residual=True, shortcut="A"):
     return f"resnet{depth}" + ("_b" if shortcut == "B" else "")
 
 
-def resolve_n(depth, n):
-    """Blocks per stage from ``depth`` (6n+2) or ``n``, checked; ValueError says what was received."""
+def resolve_n(depth, n, names=("depth", "n")):
+    """Blocks per stage from ``depth`` (6n+2) or ``n``, checked; ValueError says what was received.
+
+    Args:
+        depth: 6n+2, or None.
+        n: blocks per stage, or None.
+        names: what messages call ``depth`` and ``n`` (a command names its flags).
+    """
+    d, b = names
     if depth is None and n is None:
-        raise errors.ArgumentError("Give depth (6n+2: 20, 32, 44, 56, 110, 1202) or n >= 1.")
+        raise errors.ArgumentError(f"Give {d} (6n+2: 20, 32, 44, 56, 110, 1202) or {b} >= 1.")
     if n is not None and (not _is_int(n) or n < 1):
-        raise errors.ArgumentError(f"n must be an integer >= 1. Received: n={n!r}")
+        raise errors.ArgumentError(f"{b} must be an integer >= 1. Received: {b}={n!r}")
     if depth is not None:
         if not _is_int(depth) or depth < 8 or (depth - 2) % 6:
             raise errors.ArgumentError(
-                f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...). Received: depth={depth!r}"
+                f"{d} must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...). Received: {d}={depth!r}"
             )
         if n is not None and n != (depth - 2) // 6:
             raise errors.ArgumentError(
-                f"depth and n disagree: depth={depth} means n={(depth - 2) // 6}. Received: n={n}"
+                f"{d} and {b} disagree: {d}={depth} means {b}={(depth - 2) // 6}. Received: {b}={n}"
             )
         n = (depth - 2) // 6
     return n
