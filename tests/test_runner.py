@@ -74,7 +74,7 @@ def test_nan_messages_are_true_and_their_advice_works(data_dir, killed_run, tmp_
     with pytest.raises(errors.NanLossError, match="No epoch completed, so there is nothing to resume") as stop:
         train.train_and_evaluate(trainproc.killed_config(data_dir, first, learning_rate=1e12), log=lambda _: None)
     assert "re-run the same command with a lower --lr to start again" in str(stop.value)
-    assert not (first / "backup").exists()
+    assert not first.exists()  # it wrote config.json, labels.txt, logs and metrics.csv: all gone with the folder
     metrics = train.train_and_evaluate(trainproc.killed_config(data_dir, first, epochs=1), log=lambda _: None)
     assert metrics["steps"] == 5
 
@@ -118,6 +118,19 @@ def test_a_model_dir_that_is_a_file_fails_before_any_data_is_read(tmp_path):
     out = trainproc.run(trainproc.cmd(tmp_path / "no-such-data", tmp_path / "taken"))
     assert out.returncode == 1
     assert out.stderr.strip().splitlines() == [f"error: --model_dir {tmp_path / 'taken'} is a file, not a directory"]
+
+
+def test_a_failed_first_run_takes_away_the_folder_it_made_and_nothing_else(tmp_path):
+    made = tmp_path / "runs" / "new"
+    out = trainproc.run(trainproc.cmd(tmp_path / "no-such-data", made))
+    assert out.returncode == 1 and "no-such-data" in out.stderr
+    assert not made.exists()
+    kept = tmp_path / "kept"  # a folder that was there before: only the lock is added
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    out = trainproc.run(trainproc.cmd(tmp_path / "no-such-data", kept))
+    assert out.returncode == 1
+    assert sorted(p.name for p in kept.iterdir()) == [".lock", "notes.txt"]
 
 
 def test_progress_lines_off_a_terminal(data_dir, tmp_path):

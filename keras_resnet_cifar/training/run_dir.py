@@ -1,5 +1,6 @@
 """The run directory: creating it, reading its state, clearing it for a fresh start, checking a resume."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,9 +14,53 @@ def make(model_dir):
     if os.path.exists(model_dir) and not os.path.isdir(model_dir):
         raise TrainingError(f"--model_dir {model_dir} is a file, not a directory")
     try:
-        os.makedirs(model_dir, exist_ok=True)
+        files.make_directory(model_dir)  # names a file in the way above it
     except OSError as e:
         raise files.WriteError(f"cannot create --model_dir {model_dir}: {e.strerror or e}") from None
+
+
+# What a run writes before its first epoch ends (with the lock): all a failed first run leaves.
+_FIRST_WRITES = (".lock", "config.json", "labels.txt", "metrics.csv", "logs")
+
+
+@contextlib.contextmanager
+def held(model_dir):
+    """Makes ``model_dir`` and holds it for this process while the block runs.
+
+    A run that made the folder and stops before any epoch is backed up (bad
+    data, a NaN loss, Ctrl-C in epoch 1) removes it again: it holds nothing
+    to resume, and a re-run starts over anyway.
+    """
+    made = not os.path.lexists(model_dir)
+    make(model_dir)
+    with files.hold_directory(model_dir, "--model_dir"):
+        try:
+            yield
+        except BaseException:
+            if made:
+                _remove_unstarted(model_dir)
+            raise
+
+
+def _remove_unstarted(model_dir):
+    try:
+        if callbacks.backup_epoch(os.path.join(model_dir, "backup")) or os.path.exists(
+            os.path.join(model_dir, "model.keras")
+        ):
+            return
+    except TrainingError:  # a backup that cannot be read is never deleted unasked
+        return
+    for name in _FIRST_WRITES:
+        path = os.path.join(model_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            with contextlib.suppress(OSError):
+                os.remove(path)
+    files.remove_stale_temporaries(model_dir)
+    for folder in (os.path.join(model_dir, "backup"), model_dir):
+        with contextlib.suppress(OSError):  # a folder with anything else in it stays
+            os.rmdir(folder)
 
 
 def observe(model_dir):

@@ -88,9 +88,8 @@ def run(options, make_task, log=print):
     if not cluster.is_chief:
         result = _run_held(options, make_task, log, cluster)
     else:
-        run_dir.make(options.model_dir)
         # One job at a time in a run directory; the kernel drops the lock of a killed one.
-        with files.hold_directory(options.model_dir, "--model_dir"):
+        with run_dir.held(options.model_dir):
             result = _run_held(options, make_task, log, cluster)
     distributed.stop(cluster)
     return result
