@@ -52,8 +52,7 @@ setup(
     extras_require={
         # jax: the tests also run the model code under KERAS_BACKEND=jax.
         # torch: the weight-conversion tests compare with a PyTorch forward;
-        # pinned, as in the torch extra below (an open range resolves to the
-        # newest CUDA build, several GB).
+        # pinned, as in the torch extra below.
         # matplotlib: the diagram and plain-vs-residual plot tests.
         # setuptools: the wheel test builds without network (bdist_wheel is
         # built in from 70.1).
@@ -80,10 +79,8 @@ setup(
         # torch: training under Keras's torch backend, which krc-train picks
         # on every CPU class (docs/performance.md, Defaults chosen); also
         # reading PyTorch checkpoints (krc-convert-weights) and the PyTorch
-        # peer of krc-benchmark. The pin alone does not choose the CPU build:
-        # from PyPI on Linux x86_64 torch==2.13.0 is the CUDA build (several
-        # GB). A CPU-only machine installs the CPU build first from PyTorch's
-        # CPU index (README, Install), which this pin then accepts.
+        # peer of krc-benchmark. A CPU-only machine installs PyTorch's CPU
+        # build first (README, "Install and quick start").
         "torch": ["torch==2.13.0"],
         # jax: tools/train.py --backend=jax (one or several processes); pillow
         # decodes image folders where TensorFlow is not installed.

@@ -39,6 +39,13 @@ def test_every_tool_is_a_command_and_a_shim():
         assert "sys.path" not in shim
 
 
+def test_help_examples_keep_their_line_breaks():
+    # A lone backslash ending a docstring's line joins it to the next before --help prints it.
+    for path in [*(REPO / "keras_resnet_cifar" / "cli").glob("*.py"), *(REPO / "tools").glob("*.py")]:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not re.search(r"(?<!\\)\\$", line), f"{path.name}:{number}: write \\\\ for a shown backslash"
+
+
 def test_no_code_edits_sys_path():
     for path in [*(REPO / "keras_resnet_cifar").rglob("*.py"), *(REPO / "tools").glob("*.py")]:
         assert "sys.path" not in path.read_text(), path

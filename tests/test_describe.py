@@ -101,7 +101,7 @@ def test_tool_prints_the_render_and_rejects_bad_flags():
     bad = run_tool("describe.py", "--depth=21")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
-        "error: --depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...). Received: depth=21"
+        "error: --depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...). Received: --depth=21"
     ]
 
 

@@ -1,7 +1,6 @@
-"""Training, inference, serving and input-pipeline speed on this machine.
+"""The ``krc-benchmark`` command as ``python tools/benchmark.py``.
 
-The `krc-benchmark` command; this file keeps `python tools/benchmark.py` working. The code is
-keras_resnet_cifar/cli/benchmark.py.
+Its code, and the text ``--help`` shows, are in keras_resnet_cifar/cli/benchmark.py.
 """
 
 from keras_resnet_cifar.cli.benchmark import run

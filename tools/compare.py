@@ -1,7 +1,6 @@
-"""Plain versus residual nets: trains them and draws the paper's Fig. 6 and Fig. 7.
+"""The ``krc-compare`` command as ``python tools/compare.py``.
 
-The `krc-compare` command; this file keeps `python tools/compare.py` working. The code is
-keras_resnet_cifar/cli/compare.py.
+Its code, and the text ``--help`` shows, are in keras_resnet_cifar/cli/compare.py.
 """
 
 from keras_resnet_cifar.cli.compare import run

@@ -1,7 +1,6 @@
-"""Prints the stage-by-stage breakdown of a CIFAR ResNet, read off the built model.
+"""The ``krc-describe`` command as ``python tools/describe.py``.
 
-The `krc-describe` command; this file keeps `python tools/describe.py` working. The code is
-keras_resnet_cifar/cli/describe.py.
+Its code, and the text ``--help`` shows, are in keras_resnet_cifar/cli/describe.py.
 """
 
 from keras_resnet_cifar.cli.describe import run

@@ -1,7 +1,6 @@
-"""Accuracy, per-class accuracy and confusion matrix of a .keras model.
+"""The ``krc-evaluate`` command as ``python tools/evaluate.py``.
 
-The `krc-evaluate` command; this file keeps `python tools/evaluate.py` working. The code is
-keras_resnet_cifar/cli/evaluate.py.
+Its code, and the text ``--help`` shows, are in keras_resnet_cifar/cli/evaluate.py.
 """
 
 from keras_resnet_cifar.cli.evaluate import run

@@ -1,7 +1,6 @@
-"""Exports a .keras model (or a training run) as a TF Serving SavedModel.
+"""The ``krc-export`` command as ``python tools/export.py``.
 
-The `krc-export` command; this file keeps `python tools/export.py` working. The code is
-keras_resnet_cifar/cli/export.py.
+Its code, and the text ``--help`` shows, are in keras_resnet_cifar/cli/export.py.
 """
 
 from keras_resnet_cifar.cli.export import run

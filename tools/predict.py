@@ -1,7 +1,6 @@
-"""Classifies PNG/JPEG images or a .npy batch with a .keras model or a SavedModel.
+"""The ``krc-predict`` command as ``python tools/predict.py``.
 
-The `krc-predict` command; this file keeps `python tools/predict.py` working. The code is
-keras_resnet_cifar/cli/predict.py.
+Its code, and the text ``--help`` shows, are in keras_resnet_cifar/cli/predict.py.
 """
 
 from keras_resnet_cifar.cli.predict import run

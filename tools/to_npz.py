@@ -1,7 +1,6 @@
-"""Decodes a dataset once into a .npz file for tools/train.py --data_dir=x.npz.
+"""The ``krc-to-npz`` command as ``python tools/to_npz.py``.
 
-The `krc-to-npz` command; this file keeps `python tools/to_npz.py` working. The code is
-keras_resnet_cifar/cli/to_npz.py.
+Its code, and the text ``--help`` shows, are in keras_resnet_cifar/cli/to_npz.py.
 """
 
 from keras_resnet_cifar.cli.to_npz import run

@@ -1,7 +1,6 @@
-"""Trains a CIFAR ResNet with the paper's recipe (or a shorter one).
+"""The ``krc-train`` command as ``python tools/train.py``.
 
-The `krc-train` command; this file keeps `python tools/train.py` working. The code is
-keras_resnet_cifar/cli/train.py.
+Its code, and the text ``--help`` shows, are in keras_resnet_cifar/cli/train.py.
 """
 
 from keras_resnet_cifar.cli.train import run

@@ -1,7 +1,6 @@
-"""Trains an ImageNet ResNet (section 3.4 of the paper) and exports it for TF Serving.
+"""The ``krc-train-imagenet`` command as ``python tools/train_imagenet.py``.
 
-The `krc-train-imagenet` command; this file keeps `python tools/train_imagenet.py` working. The code is
-keras_resnet_cifar/cli/train_imagenet.py.
+Its code, and the text ``--help`` shows, are in keras_resnet_cifar/cli/train_imagenet.py.
 """
 
 from keras_resnet_cifar.cli.train_imagenet import run

@@ -1,7 +1,6 @@
-"""Builds every model of the zoo and prints its size next to the paper's.
+"""The ``krc-zoo`` command as ``python tools/zoo.py``.
 
-The `krc-zoo` command; this file keeps `python tools/zoo.py` working. The code is
-keras_resnet_cifar/cli/zoo.py.
+Its code, and the text ``--help`` shows, are in keras_resnet_cifar/cli/zoo.py.
 """
 
 from keras_resnet_cifar.cli.zoo import run

@@ -1,1 +1,1 @@
-"""The command-line tools (krc-train, krc-evaluate, ...): flags in, one runner call out."""
+"""The command-line tools (krc-train, krc-evaluate, ...): flags in, package functions called."""

@@ -186,7 +186,7 @@ def _use_tool_help(main):
 
 
 def run(main, resumes=False):
-    """``absl.app.run(main)`` with one-line errors: exit 2 bad usage, 1 failure, 130 interrupt.
+    """``absl.app.run(main)`` with one-line errors: exit 2 bad usage, 1 failure, 70 a bug, 128 + a signal's number.
 
     Args:
         main: the tool's ``main(argv)``.

@@ -3,7 +3,7 @@
 Examples:
     python tools/export.py --model_dir=runs/resnet20 --export_base=/srv/models
     python tools/export.py --model=model.keras --export_base=/srv/models --model_name=cifar --version=3
-    python tools/export.py --model=resnet20:cifar10 --export_base=deploy --format=litert --quantize=int8 \
+    python tools/export.py --model=resnet20:cifar10 --export_base=deploy --format=litert --quantize=int8 \\
         --data_dir=../shared/cifar10-jpeg
     python tools/export.py --model=resnet20:cifar10 --export_base=deploy --format=onnx
 

@@ -7,7 +7,7 @@ Examples:
     python tools/train.py --depth=56 --plain --steps=2000
 
 Several processes (one a host, or one a GPU), under JAX, on keras.distribution:
-    python tools/train.py --n=3 --backend=jax --coordinator_address=HOST0:1234 \
+    python tools/train.py --n=3 --backend=jax --coordinator_address=HOST0:1234 \\
         --num_processes=2 --process_id=0 --model_dir=/shared/runs/r20 --data_dir=/shared/cifar10-jpeg
 
 Re-running the same command after an interruption resumes from the last

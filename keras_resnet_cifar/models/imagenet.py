@@ -6,17 +6,10 @@ then four stages of basic blocks (ResNet-18/34) or bottleneck blocks
 bottleneck's output) on 56, 28, 14 and 7 pixel maps, global average pooling
 and a 1000-way dense layer.
 
-| name      | blocks        | block      | params (option B, 1000 classes) |
-|-----------|---------------|------------|---------------------------------|
-| resnet18  | 2, 2, 2, 2    | basic      | 11,689,512                      |
-| resnet34  | 3, 4, 6, 3    | basic      | 21,797,672                      |
-| resnet50  | 3, 4, 6, 3    | bottleneck | 25,557,032                      |
-| resnet101 | 3, 4, 23, 3   | bottleneck | 44,549,160                      |
-| resnet152 | 3, 8, 36, 3   | bottleneck | 60,192,808                      |
-
-These are torchvision's counts: no convolution carries a bias. Keras's
-``keras.applications.ResNet50`` gives its convolutions biases (25,636,712
-parameters in all) and is otherwise the same network.
+ResNet-18 and 34 (basic blocks; 2, 2, 2, 2 and 3, 4, 6, 3 a stage), 50, 101
+and 152 (bottlenecks; 3, 4, 6, 3, then 3, 4, 23, 3 and 3, 8, 36, 3). Their
+sizes, torchvision's (no convolution carries a bias, unlike
+``keras.applications.ResNet50``), are pinned in ``presets``.
 
 Shortcuts (the paper's Table 3): "A" zero-pads channels (and subsamples) where
 the shape changes; "B" (default) projects with a 1x1 convolution there; "C"

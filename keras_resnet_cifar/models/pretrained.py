@@ -3,14 +3,8 @@
 ``weights="cifar10"`` is available for the option-A residual ResNet20, 32, 44
 and 56: the published checkpoints of the PyTorch reference
 akamaster/pytorch_resnet_cifar10 (BSD 2-Clause, ``weights/LICENSE``),
-converted once by ``convert.py`` (``tools/build_weights.py`` repeats it).
-
-| model    | parameters | reference's CIFAR-10 test error |
-|----------|------------|---------------------------------|
-| resnet20 | 269,722    | 8.27%                           |
-| resnet32 | 464,154    | 7.37%                           |
-| resnet44 | 658,586    | 6.90%                           |
-| resnet56 | 853,018    | 6.61%                           |
+converted once by ``convert.py`` (``tools/build_weights.py`` repeats it;
+the reference's published errors: docs/pretrained.md).
 
 The reference normalised its inputs with ImageNet statistics, so a model
 built with these weights carries those constants (``REFERENCE_MEAN``,

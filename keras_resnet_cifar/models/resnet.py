@@ -4,17 +4,9 @@ The network: a 3x3 convolution with 16 filters, then three stages of ``n``
 basic blocks with 16, 32 and 64 filters on 32x32, 16x16 and 8x8 maps, then
 global average pooling and a dense classifier: ``6n + 2`` weighted layers.
 
-| name       | n   | layers | params (A, plain) | params (B)  |
-|------------|-----|--------|-------------------|-------------|
-| resnet20   | 3   | 20     | 269,722           | 272,474     |
-| resnet32   | 5   | 32     | 464,154           | 466,906     |
-| resnet44   | 7   | 44     | 658,586           | 661,338     |
-| resnet56   | 9   | 56     | 853,018           | 855,770     |
-| resnet110  | 18  | 110    | 1,727,962         | 1,730,714   |
-| resnet1202 | 200 | 1202   | 19,421,274        | 19,424,026  |
-
-Trainable parameters with a 10-class head; ``presets.VARIANTS`` holds the
-same numbers and the tests check every model against it.
+Named ``resnet20`` (n=3), ``resnet32``, ``resnet44``, ``resnet56``,
+``resnet110`` and ``resnet1202`` (n=200); their sizes are pinned in
+``presets.VARIANTS``, which the tests check every model against.
 
 Layer names follow ``keras.applications``: ``conv1_conv``, then
 ``conv{2,3,4}_block{i}_{1,2}_{conv,bn,relu}``, the shortcut as ``_0_conv`` and
