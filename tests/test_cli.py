@@ -247,6 +247,32 @@ def test_errors_are_told_apart_by_type_not_by_text(capsys):
     assert outcome(errors.WriteError("cannot write x"))[0] == 1
 
 
+def test_a_sigterm_that_lands_in_a_gc_callback_still_stops_the_command():
+    # JAX's gc callback runs at every collection; an exception raised inside one is printed and dropped.
+    result = _under_app_run(
+        """
+import gc, os, signal, time
+
+def main(argv):
+    def callback(phase, info):
+        if phase == "start" and not sent:
+            sent.append(os.getpid())
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10_000):  # the handler runs here, inside the callback
+                pass
+
+    sent = []
+    gc.callbacks.append(callback)
+    gc.collect()
+    gc.callbacks.remove(callback)
+    time.sleep(5)
+    print("completed")
+    return 0
+"""
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (128 + signal.SIGTERM, "", "terminated (SIGTERM)\n")
+
+
 def test_help_exits_zero_and_a_bad_flag_does_not():
     assert _run([sys.executable, str(REPO / "tools" / "zoo.py"), "--helpfull"]).returncode == 0
     assert _run([sys.executable, str(REPO / "tools" / "zoo.py"), "--max_depth=x"]).returncode != 0

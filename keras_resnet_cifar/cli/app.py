@@ -8,10 +8,12 @@ names the file holding its traceback, or printed whole when
 
 import contextlib
 import datetime
+import gc
 import os
 import signal
 import sys
 import tempfile
+import threading
 import traceback
 
 from absl import app, flags, logging
@@ -71,7 +73,22 @@ class _OutputToClosedPipe:
 
 
 def _on_terminate(signum, frame):
+    if _drops_exceptions(frame):
+        # Raised here, Terminated would be printed as "Exception ignored in" and the
+        # command would go on: the signal comes again once this code has returned.
+        threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+        return
     raise Terminated(signum)
+
+
+def _drops_exceptions(frame):
+    """Whether ``frame`` runs inside a gc callback (JAX has one) or a ``__del__``, which drop what they raise."""
+    callbacks = {getattr(callback, "__code__", None) for callback in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _handle_termination():
