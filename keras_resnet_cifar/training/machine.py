@@ -68,7 +68,7 @@ def cpu_class(flags=None):
 # - backend: torch trained ResNet20 at 1.78x TensorFlow's rate on AVX2
 #   (Zen 3, 440 against 247 images/s), 1.18x in float32 and 1.38x in mixed_bfloat16 on Zen 4, eagerly.
 #   With AMX (Sapphire Rapids), TensorFlow's oneDNN bfloat16 kernels beat
-#   Keras's eager torch step, but the compiled torch step trained at 2.5x
+#   Keras's eager torch step, but the compiled torch step trained at 2.48x
 #   TensorFlow's rate in mixed_bfloat16 (1,584 against 639 images/s,
 #   2026-12-03; 2.45x, 1,346 against 550, in a later run) and the eager
 #   graph step at 1.92x in that run (1,058 against 550).
