@@ -83,8 +83,15 @@ def test_tool_writes_every_figure_with_the_peer_and_the_default_marked(tmp_path)
     best = max(r["images_per_sec"] for r in peer["train"])
     assert first["ratio_to_peer"] == pytest.approx(first["images_per_sec"] / best)
     assert set(peer["inference"]) == {"resnet8A float32", "resnet8A channels_last"}
-    assert set(report["inference"]["resnet8A"]) == {"keras", "saved_model", "litert", "litert int8", "onnx"}
-    for kind in ("keras", "saved_model", "litert", "litert int8", "onnx"):
+    assert set(report["inference"]["resnet8A"]) == {
+        "keras",
+        "saved_model",
+        "saved_model bfloat16",
+        "litert",
+        "litert int8",
+        "onnx",
+    }
+    for kind in ("keras", "saved_model", "saved_model bfloat16", "litert", "litert int8", "onnx"):
         figures = report["inference"]["resnet8A"][kind]
         assert figures["batch_images_per_sec"] > 0 and figures["share_of_peak"] > 0
         assert 0 < figures["latency_p50_ms"] <= figures["latency_p99_ms"]

@@ -107,6 +107,38 @@ def test_mixed_precision_model_exports_float32(tmp_path):
     np.testing.assert_allclose(out["logits"].numpy(), float32(_pixels(3).astype("float32")), atol=1e-5)
 
 
+def _convolution_dtypes(path):
+    """The dtypes the convolutions of a SavedModel's graph compute in."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    graph = proto.meta_graphs[0].graph_def
+    nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
+    return {tf.as_dtype(node.attr["T"].type) for node in nodes if node.op == "Conv2D"}
+
+
+def test_a_bfloat16_export_computes_in_bfloat16_and_keeps_the_signatures(tmp_path):
+    model = krc.ResNet20(weights="cifar10")
+    path = export.export_saved_model(model, str(tmp_path), warmup=False, precision="bfloat16")
+    assert path == os.path.join(tmp_path, "resnet20_bfloat16", "1")  # beside a float32 export, never its next version
+    assert _convolution_dtypes(path) == {tf.bfloat16}
+    assert _convolution_dtypes(export.export_saved_model(model, str(tmp_path), warmup=False)) == {tf.float32}
+    x = _pixels(64)
+    out = tf.saved_model.load(path).signatures["serving_default"](image=tf.constant(x))
+    assert out["logits"].dtype == tf.float32 and out["probabilities"].dtype == tf.float32
+    want = keras.ops.convert_to_numpy(model(x.astype("float32")))
+    assert np.abs(out["logits"].numpy() - want).max() < 0.5  # bfloat16 keeps 8 bits of each value
+    assert np.mean(out["class_ids"].numpy() == want.argmax(1)) >= 0.95
+    card = json.load(open(os.path.join(path, "assets.extra", "model_card.json")))
+    assert card["precision"] == "bfloat16" and card["signatures"]["serving_default"]["outputs"]["logits"].startswith(
+        "float32"
+    )
+    with pytest.raises(export.ExportError, match="precision must be one of float32, bfloat16, not 'float16'"):
+        export.export_saved_model(model, str(tmp_path), precision="float16")
+
+
 def test_tfsmlayer_loads_export(exported):
     model, path = exported[1]["A"]
     layer = keras.layers.TFSMLayer(path, call_endpoint="serving_default")

@@ -242,6 +242,7 @@ def zoo_file(tmp_path_factory):
         ),
         (["--format=litert", "--seed=3"], None, 2, "error: --seed: only --quantize=int8 calibrates on training images"),
         (["--format=onnx", "--nowarmup"], None, 2, "error: --warmup is for --format=saved_model"),
+        (["--format=litert", "--precision=bfloat16"], None, 2, "error: --precision is for --format=saved_model"),
         (
             ["--format=litert"],
             {"KRC_TEST_HIDE_MODULES": "ai_edge_litert"},

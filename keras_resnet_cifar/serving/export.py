@@ -19,7 +19,9 @@ ImageNet models (``image_size=224``) take ``[None, 224, 224, 3]`` in
 ``serving_default``, and their ``serving_bytes`` accepts images of any size,
 resized and center-cropped as in evaluation (``imagenet_data.eval_image``).
 
-The graph always computes in float32, even for a mixed-precision model.
+The graph computes in float32, whatever the model's dtype policy, or with
+``precision="bfloat16"`` in bfloat16 (inputs and outputs as above): faster
+batches where the CPU runs bfloat16 in hardware (docs/performance.md).
 """
 
 import json
@@ -35,6 +37,7 @@ from keras_resnet_cifar.serving import versions
 from keras_resnet_cifar.serving.versions import ExportError
 
 SIGNATURE_BYTES = "serving_bytes"
+PRECISIONS = ("float32", "bfloat16")  # what a SavedModel's graph computes in
 IMAGE_SIZE = 32
 _WARMUP_BATCH_SIZES = (1, 8)
 
@@ -46,8 +49,12 @@ def float32_copy(model):
     return served_form(model, fold=False)
 
 
-def served_form(model, fold=True):
+def served_form(model, fold=True, precision="float32"):
     """The model as the export serves it: float32 layers and, with ``fold``, BatchNorm folded.
+
+    With ``precision="bfloat16"`` every layer but the last computes in
+    bfloat16 (Keras's ``mixed_bfloat16``: float32 weights cast as they are
+    read); the last gives float32 logits.
 
     Every Conv2D whose output only a BatchNormalization reads becomes one
     biased Conv2D: y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta is
@@ -61,9 +68,10 @@ def served_form(model, fold=True):
     """
     pairs = _conv_batch_norm_pairs(model) if fold else {}
     folded_convs = set(pairs.values())
+    compute = {"float32": "float32", "bfloat16": "mixed_bfloat16"}[precision]
 
     def clone(layer):
-        config = dict(layer.get_config(), dtype="float32")
+        config = dict(layer.get_config(), dtype="float32" if layer is model.layers[-1] else compute)
         if layer.name in folded_convs:
             config["use_bias"] = True
         return layer.__class__.from_config(config)
@@ -147,6 +155,7 @@ def export_saved_model(
     image_size=IMAGE_SIZE,
     preprocess_bytes=None,
     log=None,
+    precision="float32",
 ):
     """Writes ``model`` for TF Serving and returns the version directory.
 
@@ -155,7 +164,8 @@ def export_saved_model(
             returning logits.
         export_base: the base path TF Serving watches.
         model_name: sub-directory (the served model's name); default
-            ``model.name``.
+            ``model.name``, with ``_bfloat16`` for a bfloat16 graph (a
+            float32 model's next version is never replaced by one).
         version: integer version; None takes the next free one.
         class_names: written to ``assets/labels.txt``; default "0", "1", ...
         card: extra model-card entries (dataset, accuracy, ...).
@@ -168,11 +178,15 @@ def export_saved_model(
             ImageNet's resize and center crop.
         log: where to say that unfinished exports of stopped processes
             (``.tmp-<pid>-<version>`` folders) were removed; None: silently.
+        precision: what the graph computes in, one of ``PRECISIONS``; the
+            signatures' inputs and outputs are the same either way.
 
     Raises:
-        ExportError: an existing version, a bad version or model, or a failed
-            write (nothing is left behind then).
+        ExportError: an existing version, a bad version, precision or model,
+            or a failed write (nothing is left behind then).
     """
+    if precision not in PRECISIONS:
+        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     check_exportable(model)
     model = float32_copy(model)
     if tuple(model.input_shape[1:]) not in ((image_size, image_size, 3), (None, None, 3)):
@@ -181,12 +195,12 @@ def export_saved_model(
         )
     num_classes = int(model.output_shape[-1])
     class_names = label_names(model, class_names)
-    model_name = model_name or model.name
+    model_name = model_name or (model.name + ("" if precision == "float32" else f"_{precision}"))
 
     def write(tmp):
         extra = os.path.join(tmp, "assets.extra")
         try:
-            _write_archive(served_form(model), tmp, image_size, preprocess_bytes)
+            _write_archive(served_form(model, precision=precision), tmp, image_size, preprocess_bytes)
             os.makedirs(extra, exist_ok=True)
             if warmup:
                 _write_warmup(os.path.join(extra, "tf_serving_warmup_requests"), model_name, image_size)
@@ -199,6 +213,7 @@ def export_saved_model(
             describe(model),
             **(card or {}),
             class_names=class_names,
+            precision=precision,
             signatures=_contract(num_classes, image_size, preprocess_bytes is not None),
             versions={"keras": keras.__version__, "tensorflow": tf.__version__},
         )
