@@ -79,8 +79,9 @@ setup(
         # torch: training under Keras's torch backend, which krc-train picks
         # on every CPU class (docs/performance.md, Defaults chosen); also
         # reading PyTorch checkpoints (krc-convert-weights) and the PyTorch
-        # peer of krc-benchmark. A CPU-only machine installs PyTorch's CPU
-        # build first (README, "Install and quick start").
+        # peer of krc-benchmark. Pinned: an open range resolves to the newest
+        # CUDA build; a CPU-only machine installs the CPU build first (README,
+        # "Install and quick start").
         "torch": ["torch==2.13.0"],
         # jax: tools/train.py --backend=jax (one or several processes); pillow
         # decodes image folders where TensorFlow is not installed.

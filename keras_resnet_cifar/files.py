@@ -33,12 +33,13 @@ def temporary_path(path):
     return os.path.join(directory, f".tmp-{os.getpid()}-{name}")
 
 
-def remove_stale_temporaries(directory, name=None):
+def remove_stale_temporaries(directory, name=None, this_process=False):
     """Removes the temporaries (files or folders) in ``directory`` of processes that are gone.
 
     Args:
         directory: where to look.
         name: only the temporaries of this final name; None: all.
+        this_process: also this process's own, once its writes have stopped.
 
     Returns:
         The names removed.
@@ -50,7 +51,10 @@ def remove_stale_temporaries(directory, name=None):
     removed = []
     for entry in entries:
         match = _TEMPORARY.match(entry)
-        if not match or (name is not None and match.group(2) != name) or _alive(int(match.group(1))):
+        pid = int(match.group(1)) if match else None
+        if not match or (name is not None and match.group(2) != name):
+            continue
+        if _alive(pid) and not (this_process and pid == os.getpid()):
             continue
         path = os.path.join(directory, entry)
         if os.path.isdir(path):

@@ -83,15 +83,11 @@ def test_tool_writes_every_figure_with_the_peer_and_the_default_marked(tmp_path)
     best = max(r["images_per_sec"] for r in peer["train"])
     assert first["ratio_to_peer"] == pytest.approx(first["images_per_sec"] / best)
     assert set(peer["inference"]) == {"resnet8A float32", "resnet8A channels_last"}
-    assert set(report["inference"]["resnet8A"]) == {
-        "keras",
-        "saved_model",
-        "saved_model bfloat16",
-        "litert",
-        "litert int8",
-        "onnx",
-    }
-    for kind in ("keras", "saved_model", "saved_model bfloat16", "litert", "litert int8", "onnx"):
+    # The bfloat16 SavedModel only where TensorFlow runs bfloat16 in hardware (AVX512-BF16, AMX).
+    bfloat16 = ["saved_model bfloat16"] if "tensorflow" in machine.cpu_default("bfloat16") else []
+    kinds = ["keras", "saved_model", *bfloat16, "litert", "litert int8", "onnx"]
+    assert set(report["inference"]["resnet8A"]) == set(kinds)
+    for kind in kinds:
         figures = report["inference"]["resnet8A"][kind]
         assert figures["batch_images_per_sec"] > 0 and figures["share_of_peak"] > 0
         assert 0 < figures["latency_p50_ms"] <= figures["latency_p99_ms"]
@@ -117,7 +113,10 @@ def test_without_a_cache_named_compiled_steps_start_from_an_empty_one_removed_at
 @pytest.mark.parametrize(
     "flag, message",
     [
-        ("--depths=21", "--depths: 21 is not 6n+2"),
+        (
+            "--depths=21",
+            "--depths must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...). Received: --depths=21",
+        ),
         ("--precisions=float64", "--precisions: 'float64' is not one of"),
         ("--xla=maybe", "--xla: 'maybe' is not one of"),
         ("--peer=torch --peer_settings=fp8", "--peer_settings: 'fp8' is not one of"),
@@ -137,6 +136,22 @@ def test_numeric_flags_are_bounded():
         assert result.stderr.splitlines() == [
             f"error: flag {flag}: 0 is not a positive integer (--help lists the flags)"
         ]
+
+
+@pytest.mark.parametrize("flags, timed", [("avx2 fma", False), ("avx2 fma avx512f avx512_bf16", True)])
+def test_the_bfloat16_savedmodel_is_timed_only_where_the_cpu_has_bfloat16_instructions(monkeypatch, flags, timed):
+    from keras_resnet_cifar.study import benchmark
+
+    monkeypatch.setattr(machine, "cpu_info", lambda: {"cpu_model": "fake", "cpu_flags": set(flags.split())})
+    monkeypatch.setattr(benchmark, "FILE_FORMATS", ())
+    exported = []  # the timing itself is tested above: here, which exports it is asked to time
+    monkeypatch.setattr(serving_speed, "measure", lambda path, **kwargs: exported.append(path) or {"path": path})
+    lines = []
+    results = benchmark.inference(depth=8, log=lines.append)
+    assert ("saved_model bfloat16" in results) == timed and len(exported) == 1 + timed
+    assert (
+        any("saved_model bfloat16 not timed: this CPU has no bfloat16 instructions" in line for line in lines) != timed
+    )
 
 
 def test_latency_percentiles_are_the_p50_and_p99_of_the_timed_calls_in_ms(monkeypatch):

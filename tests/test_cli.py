@@ -273,6 +273,34 @@ def main(argv):
     assert (result.returncode, result.stdout, result.stderr) == (128 + signal.SIGTERM, "", "terminated (SIGTERM)\n")
 
 
+def test_a_second_sigterm_does_not_cut_the_clean_up_of_the_first_short():
+    program = """
+import time
+from keras_resnet_cifar.cli import app
+
+def main(argv):
+    try:
+        print("ready", flush=True)
+        time.sleep(60)
+    finally:
+        print("cleaning", flush=True)
+        time.sleep(1)
+        print("cleaned", flush=True)
+
+app.run(main)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.stdout.readline() == "cleaning\n"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert (proc.returncode, out, err) == (128 + signal.SIGTERM, "cleaned\n", "terminated (SIGTERM)\n")
+
+
 def test_help_exits_zero_and_a_bad_flag_does_not():
     assert _run([sys.executable, str(REPO / "tools" / "zoo.py"), "--helpfull"]).returncode == 0
     assert _run([sys.executable, str(REPO / "tools" / "zoo.py"), "--max_depth=x"]).returncode != 0
@@ -297,6 +325,7 @@ _OUTPUT_FLAGS = {
     "krc-benchmark": ("json", "x.json", ["--data_dir={missing}"]),
     "krc-convert-weights": ("output", "x.keras", ["--checkpoint={missing}"]),
     "krc-compare": ("out", "figures", ["--depths=20", "--notrain", "--runs_dir={missing}"]),
+    "krc-export": ("export_base", "deploy", ["--model={missing}"]),
 }
 
 
@@ -306,7 +335,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_work(command, tm
     args = [a.format(missing=tmp_path / "missing") for a in args]
     (tmp_path / "afile").write_text("")
     cases = [(f"afile/below/{name}", f"{tmp_path / 'afile'} is a file, not a folder")]
-    if command != "krc-compare":  # a file's path, not a folder's
+    if flag not in ("out", "export_base") or command == "krc-to-npz":  # a file's path, not a folder's
         (tmp_path / name).mkdir()
         cases.append((name, "is a folder: give a file path"))
     for out, reason in cases:

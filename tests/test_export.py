@@ -139,6 +139,15 @@ def test_a_bfloat16_export_computes_in_bfloat16_and_keeps_the_signatures(tmp_pat
         export.export_saved_model(model, str(tmp_path), precision="float16")
 
 
+def test_the_export_tool_writes_a_bfloat16_savedmodel(tmp_path):
+    out = run_tool("export.py", "--model=resnet20:cifar10", f"--export_base={tmp_path}", "--precision=bfloat16")
+    assert out.returncode == 0, out.stderr[-2000:]
+    path = tmp_path / "resnet20_bfloat16" / "1"
+    assert out.stdout.strip().endswith(f"to {path}")
+    assert _convolution_dtypes(str(path)) == {tf.bfloat16}
+    assert json.loads((path / "assets.extra" / "model_card.json").read_text())["precision"] == "bfloat16"
+
+
 def test_tfsmlayer_loads_export(exported):
     model, path = exported[1]["A"]
     layer = keras.layers.TFSMLayer(path, call_endpoint="serving_default")

@@ -69,3 +69,14 @@ def test_a_file_in_the_way_of_a_folder_is_named(tmp_path):
             files.make_directory(str(folder))
     files.make_directory(str(tmp_path / "new" / "deeper"))
     assert (tmp_path / "new" / "deeper").is_dir()
+
+
+def test_this_process_temporaries_are_removed_only_when_asked(tmp_path):
+    own = tmp_path / f".tmp-{os.getpid()}-config.json"
+    own.write_text("{")
+    dead = tmp_path / ".tmp-999999999-metrics.csv"  # above any pid Linux hands out
+    dead.write_text("")
+    assert files.remove_stale_temporaries(tmp_path) == [dead.name]
+    assert own.exists()
+    assert files.remove_stale_temporaries(tmp_path, this_process=True) == [own.name]
+    assert list(tmp_path.iterdir()) == []

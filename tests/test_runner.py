@@ -117,7 +117,7 @@ def test_a_model_dir_that_is_a_file_fails_before_any_data_is_read(tmp_path):
     (tmp_path / "taken").write_text("a file")
     out = trainproc.run(trainproc.cmd(tmp_path / "no-such-data", tmp_path / "taken"))
     assert out.returncode == 1
-    assert out.stderr.strip().splitlines() == [f"error: --model_dir {tmp_path / 'taken'} is a file, not a directory"]
+    assert out.stderr.strip().splitlines() == [f"error: --model_dir {tmp_path / 'taken'} is a file, not a folder"]
 
 
 def test_a_failed_first_run_takes_away_the_folder_it_made_and_nothing_else(tmp_path):
@@ -131,6 +131,16 @@ def test_a_failed_first_run_takes_away_the_folder_it_made_and_nothing_else(tmp_p
     out = trainproc.run(trainproc.cmd(tmp_path / "no-such-data", kept))
     assert out.returncode == 1
     assert sorted(p.name for p in kept.iterdir()) == [".lock", "notes.txt"]
+
+
+def test_sigterm_in_the_first_epoch_takes_away_the_folder_the_run_made(data_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    proc = trainproc.paused(trainproc.cmd(data_dir, model_dir, "--noexport"), "step2", stderr=subprocess.PIPE)
+    assert {"config.json", "labels.txt", "metrics.csv", "logs"} <= {p.name for p in model_dir.iterdir()}
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert not model_dir.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_progress_lines_off_a_terminal(data_dir, tmp_path):

@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import tempfile
-import threading
 import traceback
 
 from absl import app, flags, logging
@@ -72,12 +71,21 @@ class _OutputToClosedPipe:
         return getattr(self._stream, name)
 
 
+_stopping = False  # Terminated is on its way out: a repeated signal must not cut its clean-up short
+
+
 def _on_terminate(signum, frame):
-    if _drops_exceptions(frame):
-        # Raised here, Terminated would be printed as "Exception ignored in" and the
-        # command would go on: the signal comes again once this code has returned.
-        threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+    global _stopping
+    if _stopping:
         return
+    if _drops_exceptions(frame):
+        # Raised here, Terminated would be printed as "Exception ignored in" and the command
+        # would go on: the signal is handled again 50 ms later, once this code has returned
+        # (an alarm, not a thread: nothing here may wait for a lock).
+        signal.signal(signal.SIGALRM, lambda _, later: _on_terminate(signum, later))
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        return
+    _stopping = True
     raise Terminated(signum)
 
 

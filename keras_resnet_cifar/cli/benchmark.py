@@ -98,13 +98,13 @@ flags.DEFINE_string("json", None, "Also write the results as JSON to this path."
 FLAGS = flags.FLAGS
 
 
-def _ints(name, values, check, rule):
+def _ints(name, values, check=None, rule=None):
     try:
         out = [int(v) for v in values]
     except ValueError:
         raise app.UsageError(f"--{name} takes integers, got {','.join(values)}") from None
     for v in out:
-        if not check(v):
+        if check and not check(v):
             raise app.UsageError(f"--{name}: {v} is not {rule}")
     return out
 
@@ -129,9 +129,7 @@ def main(argv):
     # Every flag checked before TensorFlow loads: a usage error is quick.
     plan = dict(
         depths=tuple(
-            _ints(
-                "depths", FLAGS.depths, lambda d: d >= 8 and (d - 2) % 6 == 0, "6n+2 (20, 32, 44, 56, 110, 1202, ...)"
-            )
+            6 * app.resolve_n(None, d, default=3, depth_flag="depths") + 2 for d in _ints("depths", FLAGS.depths)
         ),
         shortcuts=tuple(_choices("shortcuts", FLAGS.shortcuts, options.CIFAR_SHORTCUTS)),
         precisions=tuple(_choices("precisions", FLAGS.precisions, PRECISIONS)),

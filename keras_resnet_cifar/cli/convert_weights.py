@@ -40,6 +40,8 @@ def main(argv):
     if not FLAGS.output.endswith(".keras"):
         raise app.UsageError(f"--output must end in .keras, got {FLAGS.output}")
     app.check_output("output", FLAGS.output)
+    if FLAGS.export_base:
+        app.check_output("export_base", FLAGS.export_base, folder=True)
     from keras_resnet_cifar import files
     from keras_resnet_cifar.data import sources
     from keras_resnet_cifar.models import convert, stats

@@ -55,7 +55,7 @@ flags.DEFINE_enum(
 flags.DEFINE_enum(
     "precision",
     "float32",
-    ["float32", "bfloat16"],
+    list(runtimes.PRECISIONS),
     "SavedModel only: what the served graph computes in (its inputs and outputs are the same). bfloat16 "
     "serves batches faster where the CPU runs bfloat16 in hardware (AMX; docs/performance.md).",
 )
@@ -73,6 +73,7 @@ def main(argv):
         raise app.UsageError("give exactly one of --model or --model_dir")
     if not FLAGS.export_base:
         raise app.UsageError("--export_base is required")
+    app.check_output("export_base", FLAGS.export_base, folder=True)
     refusal = runtimes.quantize_refusal(FLAGS.format, FLAGS.quantize)
     if refusal:
         raise app.UsageError(f"--quantize={FLAGS.quantize}: {refusal}")

@@ -33,11 +33,10 @@ import tensorflow as tf
 
 from keras_resnet_cifar import files
 from keras_resnet_cifar.models import stats
-from keras_resnet_cifar.serving import versions
+from keras_resnet_cifar.serving import runtimes, versions
 from keras_resnet_cifar.serving.versions import ExportError
 
 SIGNATURE_BYTES = "serving_bytes"
-PRECISIONS = ("float32", "bfloat16")  # what a SavedModel's graph computes in
 IMAGE_SIZE = 32
 _WARMUP_BATCH_SIZES = (1, 8)
 
@@ -50,11 +49,15 @@ def float32_copy(model):
 
 
 def served_form(model, fold=True, precision="float32"):
-    """The model as the export serves it: float32 layers and, with ``fold``, BatchNorm folded.
+    """The model as the export serves it: its layers in ``precision`` and, with ``fold``, BatchNorm folded.
 
-    With ``precision="bfloat16"`` every layer but the last computes in
-    bfloat16 (Keras's ``mixed_bfloat16``: float32 weights cast as they are
-    read); the last gives float32 logits.
+    Args:
+        model: a functional model (``check_exportable``).
+        fold: fold each BatchNorm into the convolution it alone reads.
+        precision: one of ``runtimes.PRECISIONS``. With "bfloat16" every
+            layer but the last computes in bfloat16 (Keras's
+            ``mixed_bfloat16``: float32 weights, cast as they are read); the
+            last gives float32 logits.
 
     Every Conv2D whose output only a BatchNormalization reads becomes one
     biased Conv2D: y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta is
@@ -68,7 +71,8 @@ def served_form(model, fold=True, precision="float32"):
     """
     pairs = _conv_batch_norm_pairs(model) if fold else {}
     folded_convs = set(pairs.values())
-    compute = {"float32": "float32", "bfloat16": "mixed_bfloat16"}[precision]
+    _check_precision(precision)
+    compute = "float32" if precision == "float32" else f"mixed_{precision}"
 
     def clone(layer):
         config = dict(layer.get_config(), dtype="float32" if layer is model.layers[-1] else compute)
@@ -99,6 +103,11 @@ def served_form(model, fold=True, precision="float32"):
         bias = keras.ops.convert_to_numpy(original.bias).astype("float64") if original.use_bias else 0.0
         layer.set_weights([kernel.astype("float32"), ((bias - mean) * scale + beta).astype("float32")])
     return served
+
+
+def _check_precision(precision):
+    if precision not in runtimes.PRECISIONS:
+        raise ExportError(f"precision must be one of {', '.join(runtimes.PRECISIONS)}, not {precision!r}")
 
 
 def _conv_batch_norm_pairs(model):
@@ -178,15 +187,14 @@ def export_saved_model(
             ImageNet's resize and center crop.
         log: where to say that unfinished exports of stopped processes
             (``.tmp-<pid>-<version>`` folders) were removed; None: silently.
-        precision: what the graph computes in, one of ``PRECISIONS``; the
+        precision: what the graph computes in, one of ``runtimes.PRECISIONS``; the
             signatures' inputs and outputs are the same either way.
 
     Raises:
         ExportError: an existing version, a bad version, precision or model,
             or a failed write (nothing is left behind then).
     """
-    if precision not in PRECISIONS:
-        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    _check_precision(precision)
     check_exportable(model)
     model = float32_copy(model)
     if tuple(model.input_shape[1:]) not in ((image_size, image_size, 3), (None, None, 3)):
@@ -209,14 +217,14 @@ def export_saved_model(
         os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
         with open(os.path.join(tmp, "assets", "labels.txt"), "w") as f:
             f.write("\n".join(class_names) + "\n")
-        model_card = dict(
-            describe(model),
+        model_card = {  # the export's own entries over a caller's of the same name
+            **describe(model),
             **(card or {}),
-            class_names=class_names,
-            precision=precision,
-            signatures=_contract(num_classes, image_size, preprocess_bytes is not None),
-            versions={"keras": keras.__version__, "tensorflow": tf.__version__},
-        )
+            "class_names": class_names,
+            "precision": precision,
+            "signatures": _contract(num_classes, image_size, preprocess_bytes is not None),
+            "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
+        }
         with open(os.path.join(extra, "model_card.json"), "w") as f:
             json.dump(model_card, f, indent=2)
 

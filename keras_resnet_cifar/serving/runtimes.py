@@ -21,6 +21,7 @@ from keras_resnet_cifar.serving import loading
 FILES = {"litert": "model.tflite", "onnx": "model.onnx"}
 # LiteRT's precisions: float32, float16 weights, full-integer int8 (portable.py).
 QUANTIZE = ("none", "float16", "int8")
+PRECISIONS = ("float32", "bfloat16")  # what a SavedModel's graph computes in (krc-export --precision)
 # The modules each format needs (each from the distribution of its name with "-" for "_"), which the
 # extra of setup.py named as the format installs.
 MODULES = {"litert": ("ai_edge_litert",), "onnx": ("onnxruntime", "onnx", "tf2onnx")}
@@ -40,7 +41,9 @@ def quantize_refusal(fmt, quantize):
     if quantize not in QUANTIZE:
         return f"LiteRT's quantizations are {', '.join(QUANTIZE)}"
     if quantize != "none" and fmt != "litert":
-        return f"only the litert format is quantized; {'a SavedModel' if fmt == 'saved_model' else 'ONNX'} is float32"
+        if fmt == "saved_model":
+            return "only the litert format is quantized; a SavedModel is float32 or, with --precision, bfloat16"
+        return "only the litert format is quantized; ONNX is float32"
     return None
 
 

@@ -166,7 +166,8 @@ def inference(depth=20, shortcut="A", batch_size=128, serving_settings=None, log
 
     Returns:
         ``{"keras": figures, "saved_model": figures, "saved_model <name>": ...,
-        "saved_model bfloat16": ..., "litert": ..., "litert int8": ..., "onnx": ...}``, and
+        "saved_model bfloat16": ... (where the CPU has bfloat16 instructions), "litert": ...,
+        "litert int8": ..., "onnx": ...}``, and
         ``forward_mflop`` (one image's forward arithmetic).
     """
     from keras_resnet_cifar.serving import export, portable, runtimes
@@ -181,8 +182,13 @@ def inference(depth=20, shortcut="A", batch_size=128, serving_settings=None, log
         for name, setting in (serving_settings or {"": {}}).items():
             key = f"saved_model {name}".strip()
             results[key] = serving_speed.measure(path, batch_size=batch_size, **setting)
-        path = export.export_saved_model(model, base, model_name="bench", version=2, warmup=False, precision="bfloat16")
-        results["saved_model bfloat16"] = serving_speed.measure(path, batch_size=batch_size)
+        if "tensorflow" in machine.cpu_default("bfloat16"):
+            path = export.export_saved_model(
+                model, base, model_name="bench", version=2, warmup=False, precision="bfloat16"
+            )
+            results["saved_model bfloat16"] = serving_speed.measure(path, batch_size=batch_size)
+        elif log:
+            log("saved_model bfloat16 not timed: this CPU has no bfloat16 instructions (TensorFlow would emulate them)")
         for fmt, quantize in FILE_FORMATS:
             key = fmt + (f" {quantize}" if quantize != "none" else "")
             try:

@@ -12,15 +12,15 @@ from keras_resnet_cifar.training.config import TrainingError
 
 def make(model_dir):
     if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise TrainingError(f"--model_dir {model_dir} is a file, not a directory")
+        raise TrainingError(f"--model_dir {model_dir} is a file, not a folder")
     try:
         files.make_directory(model_dir)  # names a file in the way above it
     except OSError as e:
         raise files.WriteError(f"cannot create --model_dir {model_dir}: {e.strerror or e}") from None
 
 
-# What a run writes before its first epoch ends (with the lock): all a failed first run leaves.
-_FIRST_WRITES = (".lock", "config.json", "labels.txt", "metrics.csv", "logs")
+# What a run writes before its first epoch is backed up, besides its lock and temporaries.
+_FIRST_WRITES = ("config.json", "labels.txt", "metrics.csv", "logs", "backup")
 
 
 @contextlib.contextmanager
@@ -28,8 +28,14 @@ def held(model_dir):
     """Makes ``model_dir`` and holds it for this process while the block runs.
 
     A run that made the folder and stops before any epoch is backed up (bad
-    data, a NaN loss, Ctrl-C in epoch 1) removes it again: it holds nothing
-    to resume, and a re-run starts over anyway.
+    data, a NaN loss, Ctrl-C or SIGTERM in epoch 1, a bug) removes it again:
+    it holds nothing to resume, and a re-run starts over anyway. Folders
+    made above it stay.
+
+    Raises:
+        TrainingError: ``model_dir`` is a file.
+        files.WriteError: it cannot be made or locked.
+        files.DirectoryInUse: another process holds it.
     """
     made = not os.path.lexists(model_dir)
     make(model_dir)
@@ -50,17 +56,17 @@ def _remove_unstarted(model_dir):
             return
     except TrainingError:  # a backup that cannot be read is never deleted unasked
         return
-    for name in _FIRST_WRITES:
+    files.remove_stale_temporaries(model_dir, this_process=True)
+    # The lock goes last: whoever takes the folder next finds it empty or gone.
+    for name in (*_FIRST_WRITES, ".lock"):
         path = os.path.join(model_dir, name)
         if os.path.isdir(path):
             shutil.rmtree(path, ignore_errors=True)
         elif os.path.lexists(path):
             with contextlib.suppress(OSError):
                 os.remove(path)
-    files.remove_stale_temporaries(model_dir)
-    for folder in (os.path.join(model_dir, "backup"), model_dir):
-        with contextlib.suppress(OSError):  # a folder with anything else in it stays
-            os.rmdir(folder)
+    with contextlib.suppress(OSError):  # a folder with anything else in it stays
+        os.rmdir(model_dir)
 
 
 def observe(model_dir):
