@@ -15,7 +15,8 @@ import tensorflow as tf
 import keras_resnet_cifar as krc
 from keras_resnet_cifar.data.arrays import DataError
 from keras_resnet_cifar.models.presets import CIFAR10_CLASSES
-from keras_resnet_cifar.serving import export, predict
+from keras_resnet_cifar.serving import evaluate, export, predict, runtimes
+from tests import datagen
 from tests.helpers import REPO, hook_env, run_tool
 
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
@@ -146,6 +147,46 @@ def test_the_export_tool_writes_a_bfloat16_savedmodel(tmp_path):
     assert out.stdout.strip().endswith(f"to {path}")
     assert _convolution_dtypes(str(path)) == {tf.bfloat16}
     assert json.loads((path / "assets.extra" / "model_card.json").read_text())["precision"] == "bfloat16"
+
+
+def test_a_savedmodel_is_read_as_the_other_export_formats_are(exported, tmp_path):
+    model, path = exported[1]["A"]
+    runtime = runtimes.open_export(path)
+    assert (runtime.format, runtime.num_classes, runtime.class_names) == ("saved_model", 10, list(CIFAR10_CLASSES))
+    x = _pixels(5)
+    np.testing.assert_allclose(runtime.logits(x), model(x.astype("float32")), atol=1e-4)
+    assert runtime.logits(_pixels(0)).shape == (0, 10)
+
+    class Other(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+        def serve(self, x):
+            return {"y": x}
+
+    other = Other()
+    tf.saved_model.save(other, str(tmp_path / "other"), signatures={"serving_default": other.serve})
+    with pytest.raises(runtimes.ExportFileError, match="other is not an export of this zoo: its serving_default"):
+        runtimes.open_export(str(tmp_path / "other"))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "saved_model.pb").write_bytes(b"not a protocol buffer")
+    with pytest.raises(runtimes.ExportFileError, match="broken cannot be loaded as a SavedModel: "):
+        runtimes.open_export(str(tmp_path / "broken"))
+
+
+def test_the_evaluate_tool_scores_a_savedmodel_as_the_keras_model_scores(exported, tmp_path):
+    model, path = exported[1]["A"]
+    images, labels = datagen.image_folder(str(tmp_path / "data"), list(CIFAR10_CLASSES), per_class=3)
+    out = run_tool(
+        "evaluate.py",
+        f"--model={path}",
+        f"--data_dir={tmp_path / 'data'}",
+        "--split=train",
+        "--validation_split=0",
+        f"--json={tmp_path / 'r.json'}",
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    scored = json.loads((tmp_path / "r.json").read_text())
+    keras_scored = evaluate.evaluate(model, np.asarray(images), np.asarray(labels), list(CIFAR10_CLASSES))
+    assert scored["num_images"] == 30 and scored["confusion_matrix"] == keras_scored["confusion_matrix"]
 
 
 def test_tfsmlayer_loads_export(exported):

@@ -1,7 +1,8 @@
-"""Accuracy, per-class accuracy and confusion matrix of a .keras model or its LiteRT or ONNX export.
+"""Accuracy, per-class accuracy and confusion matrix of a .keras model or its SavedModel, LiteRT or ONNX export.
 
 Examples:
     python tools/evaluate.py --model=runs/resnet20/model.keras --data_dir=../shared/cifar10-jpeg --split=val
+    python tools/evaluate.py --model=runs/resnet20/export/resnet20/1 --data_dir=../shared/cifar10-jpeg --split=val
     python tools/evaluate.py --model=deploy/resnet20_litert_int8/1 --data_dir=../shared/cifar10-jpeg --split=val
     python tools/evaluate.py --model=model.keras --data_dir=cifar-10-batches-py --split=test --json=out.json
 """
@@ -16,8 +17,8 @@ flags.DEFINE_string(
     "model",
     None,
     "A .keras model file (labels.txt beside it names the classes), a pretrained model by name: "
-    "resnet20:cifar10, resnet32:cifar10, resnet44:cifar10, resnet56:cifar10, or a LiteRT or ONNX export "
-    "(its version directory, or the .tflite or .onnx file in it).",
+    "resnet20:cifar10, resnet32:cifar10, resnet44:cifar10, resnet56:cifar10, or an export: a SavedModel (its "
+    "version directory), a LiteRT or ONNX one (its version directory, or the .tflite or .onnx file in it).",
 )
 flags.DEFINE_string("data_dir", None, "Image folder, CIFAR batches or prepared tfds directory.")
 flags.DEFINE_enum("dataset", "cifar10", ["cifar10", "cifar100"], "Dataset (tfds and batches layouts).")

@@ -105,6 +105,8 @@ def main(argv):
     metrics, config = loaded.run_record("metrics.json"), loaded.run_record("config.json")
     if metrics and config:
         card = run_log.export_card(config.get("dataset"), metrics)
+    # The validation split the run held out, for krc-evaluate --split=val on the export.
+    card.update(validation_split=config.get("validation_split", 0.1), validation_seed=config.get("seed", 0))
     named = {"class_names": loaded.class_names, "card": card, "log": print}
     if FLAGS.format == "saved_model":
         out = export.export_saved_model(
@@ -119,8 +121,6 @@ def main(argv):
     else:
         from keras_resnet_cifar.serving import portable
 
-        # The validation split the run held out, for krc-evaluate --split=val on the export.
-        card.update(validation_split=config.get("validation_split", 0.1), validation_seed=config.get("seed", 0))
         out = portable.export_file(
             loaded.model,
             FLAGS.format,

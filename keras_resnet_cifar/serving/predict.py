@@ -1,7 +1,5 @@
 """Classifying image files or arrays with a .keras model or an export (SavedModel, LiteRT, ONNX)."""
 
-import os
-
 import numpy as np
 import tensorflow as tf
 
@@ -78,12 +76,6 @@ class Classifier:
             runtime = runtimes.open_export(path)
             self._fn = lambda x: _softmax(runtime.logits(x))
             self.class_names = runtime.class_names
-        elif loading.is_saved_model(path):
-            loaded = tf.saved_model.load(path)
-            self._fn = lambda x: loaded.signatures["serving_default"](image=tf.constant(x, tf.uint8))[
-                "probabilities"
-            ].numpy()
-            self.class_names = loading.read_labels(os.path.join(path, "assets", "labels.txt"))
         else:
             import keras
 

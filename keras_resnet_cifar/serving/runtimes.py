@@ -1,11 +1,13 @@
-"""Running the LiteRT and ONNX exports: logits of raw pixels, with the class names written beside them.
+"""Running the exports: logits of raw pixels, with the class names written beside them.
 
-An export of either format is a version directory (``portable.py``) holding
-``model.tflite`` or ``model.onnx``, ``labels.txt`` and ``model_card.json``.
-``open_export`` takes that directory or the model file in it. Both formats
-take uint8 ``[N, 32, 32, 3]`` pixels; a full-integer model gives int8
-logits with a scale and zero point, which ``Runtime.logits`` turns back
-into float32 (argmax is the same either way).
+A LiteRT or ONNX export is a version directory (``portable.py``) holding
+``model.tflite`` or ``model.onnx``, ``labels.txt`` and ``model_card.json``;
+``open_export`` takes that directory or the model file in it. A SavedModel
+(``export.py``) is its version directory, run through its ``serving_default``
+signature with TensorFlow. Every format takes uint8 ``[N, 32, 32, 3]``
+pixels; a full-integer model gives int8 logits with a scale and zero point,
+which ``Runtime.logits`` turns back into float32 (argmax is the same either
+way).
 """
 
 import dataclasses
@@ -19,6 +21,7 @@ from keras_resnet_cifar import errors, files
 from keras_resnet_cifar.serving import loading
 
 FILES = {"litert": "model.tflite", "onnx": "model.onnx"}
+SAVED_MODEL = "saved_model"
 # LiteRT's precisions: float32, float16 weights, full-integer int8 (portable.py).
 QUANTIZE = ("none", "float16", "int8")
 PRECISIONS = ("float32", "bfloat16")  # what a SavedModel's graph computes in (krc-export --precision)
@@ -58,7 +61,12 @@ def require(fmt):
 
 
 def find(path):
-    """``(format, model file)`` for a ``.tflite``/``.onnx`` file or a version directory holding one; else None."""
+    """``(format, model file)`` for a SavedModel, a ``.tflite``/``.onnx`` file or a version directory; else None.
+
+    A SavedModel's "model file" is its directory.
+    """
+    if loading.is_saved_model(path):
+        return SAVED_MODEL, path
     if os.path.isdir(path):
         for fmt, name in FILES.items():
             if os.path.isfile(os.path.join(path, name)):
@@ -72,10 +80,10 @@ def find(path):
 
 @dataclasses.dataclass
 class Runtime:
-    """One LiteRT or ONNX model, ready to classify.
+    """One exported model, ready to classify.
 
     Attributes:
-        format: "litert" or "onnx".
+        format: "saved_model", "litert" or "onnx".
         num_classes: how many logits it gives.
         class_names: names from ``labels.txt`` beside the file, or None.
         card: ``model_card.json`` beside the file, or {}.
@@ -98,13 +106,13 @@ class Runtime:
 
 
 def open_export(path, threads=0):
-    """The LiteRT or ONNX export at ``path`` (the file or its version directory).
+    """The export at ``path``: a SavedModel version directory, or a LiteRT or ONNX file or its version directory.
 
     Args:
-        path: a ``.tflite`` or ``.onnx`` file, or a directory holding
-            ``model.tflite`` or ``model.onnx``.
-        threads: the runtime's intra-op threads; 0: one per CPU this
-            process may use.
+        path: a SavedModel directory, a ``.tflite`` or ``.onnx`` file, or a
+            directory holding ``model.tflite`` or ``model.onnx``.
+        threads: LiteRT's or ONNX Runtime's intra-op threads; 0: one per
+            CPU this process may use. A SavedModel runs on TensorFlow's.
 
     Raises:
         ExportFileError: no such file, or one the runtime cannot load.
@@ -113,21 +121,55 @@ def open_export(path, threads=0):
     found = find(path)
     if found is None:
         raise ExportFileError(
-            f"{path} is not a .tflite or .onnx file, nor a directory holding model.tflite or model.onnx"
+            f"{path} is not a SavedModel, a .tflite or .onnx file, nor a directory holding model.tflite or model.onnx"
         )
-    if not os.path.isfile(found[1]):
-        raise ExportFileError(f"{found[1]} does not exist")
     fmt, model_file = found
-    folder = os.path.dirname(os.path.abspath(model_file))
-    with open(model_file, "rb") as f:
-        content = f.read()
-    run, num_classes = load(fmt, content, threads, name=model_file)
-    card = _read_json(os.path.join(folder, "model_card.json"))
+    if fmt == SAVED_MODEL:
+        run, num_classes = _open_saved_model(model_file)
+        card_path = os.path.join(model_file, "assets.extra", "model_card.json")
+        labels_path = os.path.join(model_file, "assets", "labels.txt")
+    else:
+        if not os.path.isfile(model_file):
+            raise ExportFileError(f"{model_file} does not exist")
+        folder = os.path.dirname(os.path.abspath(model_file))
+        with open(model_file, "rb") as f:
+            content = f.read()
+        run, num_classes = load(fmt, content, threads, name=model_file)
+        card_path, labels_path = os.path.join(folder, "model_card.json"), os.path.join(folder, "labels.txt")
+    card = _read_json(card_path)
     try:
-        names = loading.read_labels(os.path.join(folder, "labels.txt"))
+        names = loading.read_labels(labels_path)
     except (OSError, UnicodeDecodeError) as e:
-        raise ExportFileError(f"{folder}/labels.txt is not readable text: {files.error_text(e)}") from None
+        raise ExportFileError(f"{labels_path} is not readable text: {files.error_text(e)}") from None
     return Runtime(fmt, num_classes, names or card.get("class_names"), card, run)
+
+
+def _open_saved_model(path):
+    """``(run, num_classes)`` for a SavedModel's ``serving_default``: ``run(uint8 batch)`` gives float32 logits."""
+    import tensorflow as tf
+
+    try:
+        function = tf.saved_model.load(path).signatures["serving_default"]
+    except Exception as e:  # noqa: BLE001 - TensorFlow's OpError family, a missing signature's KeyError, ...
+        raise ExportFileError(f"{path} cannot be loaded as a SavedModel: {files.error_text(e, limit=300)}") from None
+    image = function.structured_input_signature[1].get("image")
+    logits = function.structured_outputs.get("logits")
+    if (
+        image is None
+        or image.dtype != tf.uint8
+        or list(image.shape[1:]) != list(IMAGE_SHAPE)
+        or logits is None
+        or len(logits.shape) != 2
+    ):
+        raise ExportFileError(
+            f"{path} is not an export of this zoo: its serving_default needs an input image of uint8 "
+            "[N, 32, 32, 3] raw pixels and a logits output of [N, classes] (krc-export writes such SavedModels)"
+        )
+
+    def run(images):
+        return function(image=tf.constant(images))["logits"].numpy()
+
+    return run, int(logits.shape[-1])
 
 
 def load(fmt, content, threads=0, name="the model"):
