@@ -1,4 +1,4 @@
-"""What every command shares: its flags, one-line errors and exit codes.
+"""What every command shares: one-line errors, exit codes, signals, --help; and the training commands' run flags.
 
 Bad input (a flag, a missing or corrupt file, a full disk) ends in one line
 starting with ``error:``; anything else is a bug, reported in one line that
