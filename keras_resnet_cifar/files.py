@@ -51,9 +51,9 @@ def remove_stale_temporaries(directory, name=None, this_process=False):
     removed = []
     for entry in entries:
         match = _TEMPORARY.match(entry)
-        pid = int(match.group(1)) if match else None
         if not match or (name is not None and match.group(2) != name):
             continue
+        pid = int(match.group(1))
         if _alive(pid) and not (this_process and pid == os.getpid()):
             continue
         path = os.path.join(directory, entry)

@@ -73,9 +73,10 @@ def served_form(model, fold=True, precision="float32"):
     folded_convs = set(pairs.values())
     _check_precision(precision)
     compute = "float32" if precision == "float32" else f"mixed_{precision}"
+    last = model.layers[-1]  # the logits layer; ``model.layers`` builds a new list at each call
 
     def clone(layer):
-        config = dict(layer.get_config(), dtype="float32" if layer is model.layers[-1] else compute)
+        config = dict(layer.get_config(), dtype="float32" if layer is last else compute)
         if layer.name in folded_convs:
             config["use_bias"] = True
         return layer.__class__.from_config(config)
